@@ -1,0 +1,137 @@
+"""The batch contract and the shared datamodule: splits, group counts, samplers, full-batch mode."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import WeightedRandomSampler
+
+LABEL_ENCODINGS = ("index", "pm1", "01")
+
+
+class Batch(NamedTuple):
+    """One mini-batch: inputs, targets, group ids and positions in the split (for per-sample state)."""
+
+    x: Tensor
+    y: Tensor
+    group: Tensor
+    index: Tensor
+
+
+def encode_labels(classes: Tensor, labels: str) -> Tensor:
+    """Class ids {0, 1, ...} as the targets a loss expects: `index` (long), `pm1` (±1) or `01` (float)."""
+    if labels == "index":
+        return classes.long()
+    if labels == "pm1":
+        return classes.float() * 2 - 1
+    return classes.float()
+
+
+class TensorSplit(Dataset):
+    """A split held in memory; indexed by a list of positions, it returns a whole `Batch` at once."""
+
+    def __init__(self, x: Tensor, y: Tensor, group: Tensor) -> None:
+        self.x, self.y, self.group = x, y, group.long()
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: list[int] | Tensor) -> Batch:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return Batch(self.x[index], self.y[index], self.group[index], index)
+
+
+class GroupDataModule(L.LightningDataModule):
+    """Shared datamodule: subclasses build `train`, `val`, `test` splits with a `.group` tensor.
+
+    `batch_size=None` is full-batch mode: the whole training set is one batch.
+    """
+
+    group_names: tuple[str, ...] = ()
+
+    def __init__(
+        self, batch_size: int | None, eval_batch_size: int | None, num_workers: int, labels: str, seed: int
+    ) -> None:
+        super().__init__()
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or null (full batch), got {batch_size!r}")
+        if labels not in LABEL_ENCODINGS:
+            raise ValueError(f"labels must be one of {', '.join(LABEL_ENCODINGS)}, got {labels!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer ≥ 0, got {num_workers!r}")
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.labels, self.seed = num_workers, labels, seed
+        self.drop_last = False
+        self.sample_weights: Tensor | None = None  # set by run() for sampler-based reweighting
+        self.train = self.val = self.test = None
+
+    # Facts about the data that the model and reweighter need (read after setup).
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_names)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train)
+
+    @property
+    def group_counts(self) -> Tensor:
+        return torch.bincount(self.train.group, minlength=self.n_groups)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_classes if self.labels == "index" else 1
+
+    @property
+    def label_threshold(self) -> float:
+        """Scalar outputs above this are predicted as class 1 (0 for ±1 labels, ½ for 0/1 labels)."""
+        return 0.0 if self.labels == "pm1" else 0.5
+
+    n_classes: int = 2
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train is None:
+            self.train, self.val, self.test = self.build_splits()
+
+    def build_splits(self) -> tuple[Dataset, Dataset, Dataset]:
+        raise NotImplementedError
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.train[[0]].x.shape[1:])
+
+    def train_dataloader(self) -> DataLoader:
+        n = len(self.train)
+        if self.sample_weights is not None:
+            generator = torch.Generator().manual_seed(self.seed)
+            order = WeightedRandomSampler(self.sample_weights, num_samples=n, replacement=True, generator=generator)
+        elif self.batch_size is None:
+            order = SequentialSampler(range(n))
+        else:
+            order = RandomSampler(range(n))
+        return self._loader(self.train, order, self.batch_size or n, self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test)
+
+    def _eval_loader(self, split: Dataset) -> DataLoader:
+        size = self.eval_batch_size or self.batch_size or len(split)
+        return self._loader(split, SequentialSampler(range(len(split))), size, False)
+
+    def _loader(self, split: Dataset, order, batch_size: int, drop_last: bool) -> DataLoader:
+        batches = BatchSampler(order, batch_size=min(batch_size, len(split)), drop_last=drop_last)
+        return DataLoader(
+            split,
+            sampler=batches,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )

@@ -1,0 +1,59 @@
+"""Image files on disk as group-labelled splits, decoded with PIL and transformed with torchvision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from overparam.data.base import Batch
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class ImageSplit(Dataset):
+    """A split of image files; indexed by a list of positions it decodes and stacks them into a `Batch`."""
+
+    def __init__(self, paths: list[Path], y: Tensor, group: Tensor, transform: v2.Transform) -> None:
+        self.paths, self.y, self.group, self.transform = paths, y, group.long(), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: list[int] | Tensor) -> Batch:
+        index = torch.as_tensor(index, dtype=torch.long)
+        x = torch.stack([self.transform(self.load(i)) for i in index.tolist()])
+        return Batch(x, self.y[index], self.group[index], index)
+
+    def load(self, i: int) -> Image.Image:
+        try:
+            with Image.open(self.paths[i]) as image:
+                return image.convert("RGB")
+        except (FileNotFoundError, OSError) as error:
+            raise FileNotFoundError(f"Could not read image {self.paths[i]}: {error}") from error
+
+
+def normalized(*steps: v2.Transform) -> v2.Compose:
+    """PIL image -> float tensor normalised with the ImageNet statistics, after the given steps."""
+    return v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def require_files(dataset: str, root: Path, needed: list[str], layout: str) -> None:
+    """Stop at once, in one sentence, when a file of a dataset's standard layout is missing."""
+    for name in needed:
+        options = name.split("|")
+        if not any((root / option).exists() for option in options):
+            missing = " or ".join(str(root / option) for option in options)
+            raise FileNotFoundError(f"{dataset} not found: {missing} is missing; data.root must hold {layout}.")
+
+
+def check_images_exist(paths: list[Path], table: Path) -> None:
+    """Name the first row of a metadata table whose image file is absent."""
+    for row, path in enumerate(paths, start=1):
+        if not path.is_file():
+            raise FileNotFoundError(f"{table} row {row} names {path.name}, but {path} does not exist.")

@@ -1,0 +1,62 @@
+"""Waterbirds (Sagawa et al. 2020a): bird type y on a land or water background (the spurious `place`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torchvision.transforms import v2
+
+from overparam.data.base import GroupDataModule, encode_labels
+from overparam.data.images import ImageSplit, check_images_exist, normalized, require_files
+
+LAYOUT = "metadata.csv (columns img_filename, y, split, place) and the image folders it names"
+
+
+class Waterbirds(GroupDataModule):
+    """Splits from `metadata.csv` (split 0/1/2 = train/val/test); groups = 2·y + place.
+
+    Transforms follow the Group DRO code (seed 001 §5.1): RandomResizedCrop(scale 0.7–1) + flip for
+    training; resize to 256/224 of the image size and a centre crop for evaluation.
+    """
+
+    group_names = ("landbird_land", "landbird_water", "waterbird_land", "waterbird_water")
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int,
+        batch_size: int | None,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        labels: str = "index",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, labels, seed)
+        self.root = Path(root).expanduser()
+        require_files("Waterbirds", self.root, ["metadata.csv"], LAYOUT)
+        self.image_size = image_size
+        self.drop_last = True
+
+    def build_splits(self):
+        metadata = self.root / "metadata.csv"
+        table = pd.read_csv(metadata)
+        missing = {"img_filename", "y", "split", "place"} - set(table.columns)
+        if missing:
+            raise ValueError(f"{metadata} lacks the column(s) {', '.join(sorted(missing))}; expected {LAYOUT}.")
+        paths = [self.root / name for name in table["img_filename"]]
+        check_images_exist(paths, metadata)
+        y, place = torch.tensor(table["y"].values), torch.tensor(table["place"].values)
+        split = torch.tensor(table["split"].values)
+        size = self.image_size
+        train_tf = normalized(v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)),
+                              v2.RandomHorizontalFlip())
+        resized = round(size * 256 / 224)
+        eval_tf = normalized(v2.Resize((resized, resized)), v2.CenterCrop(size))
+        splits = []
+        for k, transform in enumerate((train_tf, eval_tf, eval_tf)):
+            rows = torch.nonzero(split == k).flatten()
+            splits.append(ImageSplit([paths[i] for i in rows], encode_labels(y[rows], self.labels),
+                                     2 * y[rows] + place[rows], transform))
+        return tuple(splits)

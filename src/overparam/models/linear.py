@@ -1,0 +1,23 @@
+"""Linear model f(x) = ⟨θ, x⟩ (+ b): the setting of seed 000 / 001 §3.1."""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+
+class Linear(nn.Module):
+    """A linear map on flattened inputs, optionally without bias; `init_scale` = 0 starts at θ0 = 0."""
+
+    def __init__(self, in_shape: tuple[int, ...], out_features: int, bias: bool, init_scale: float) -> None:
+        super().__init__()
+        if init_scale < 0:
+            raise ValueError(f"init_scale must be ≥ 0, got {init_scale!r}")
+        self.fc = nn.Linear(math.prod(in_shape), out_features, bias=bias)
+        nn.init.normal_(self.fc.weight, std=init_scale)
+        if bias:
+            nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x.flatten(1))

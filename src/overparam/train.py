@@ -1,0 +1,126 @@
+"""run(cfg): instantiate data, model, reweighter and trainer from the config, fit, test, write metrics.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from overparam.module import Diverged, ReweightedModule
+from overparam.report import print_report
+
+
+class ConfigError(ValueError):
+    """A bad config value, reported as one sentence that names the key."""
+
+
+def build(cfg: DictConfig, group: str, **facts):
+    """Instantiate `cfg.<group>`, turning any failure into a ConfigError that names the offending key."""
+    try:
+        return instantiate(cfg[group], **facts)
+    except Exception as error:  # noqa: BLE001 - every failure of a group becomes one sentence
+        cause = error
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        message = str(cause).split("\n")[0]
+        first_word = message.split(" ")[0]
+        if first_word in (cfg[group] or {}):
+            raise ConfigError(f"{group}.{message}") from error
+        raise ConfigError(f"{group}: {message}") from error
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """Optimizers are torch classes built lazily; check their common settings before any work."""
+    for key in ("lr", "weight_decay", "momentum"):
+        value = cfg.optim.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"optim.{key} must be a number, got {value!r}")
+        if value < 0 or (key == "lr" and value == 0) or not math.isfinite(value):
+            raise ConfigError(f"optim.{key} must be {'> 0' if key == 'lr' else '≥ 0'}, got {value!r}")
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def scalars(metrics: dict) -> dict[str, float]:
+    return {key: float(value) for key, value in sorted(metrics.items())}
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Train one configuration and write `metrics.json` into `cfg.run_dir`.
+
+    Args:
+        cfg: the composed Hydra config (`conf/train.yaml` plus overrides).
+
+    Returns:
+        The final metrics (`test/...`, `val/...`, `train/...`) and `best/...` at the best validation
+        worst-group accuracy.
+    """
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    check_optimizer(cfg)
+    data = build(cfg, "data")
+    data.setup("fit")
+    net = build(cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
+    reweighter = build(cfg, "weighting", n_groups=data.n_groups, group_counts=data.group_counts,
+                       n_train=data.n_train)
+    data.sample_weights = reweighter.sample_weights(data.train.group)
+    if data.sample_weights is not None and data.batch_size is None:
+        raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
+    module = ReweightedModule(net, instantiate(cfg.loss), reweighter, instantiate(cfg.optim), data.group_names,
+                              data.group_counts, data.label_threshold, inner_steps=cfg.inner_steps)
+    callbacks = [c for c in instantiate(cfg.callbacks or {}).values() if c]
+    loggers = [lg for lg in instantiate(cfg.logger or {}).values() if lg]
+    trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers)
+
+    started, result = time.time(), {"status": "completed"}
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
+        final = scalars({k: v for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "val/"))})
+        final.update(scalars(trainer.test(module, datamodule=data, verbose=False)[0]))
+        best = {}
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None and checkpoint.best_model_path:
+            best_test = trainer.test(module, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False)[0]
+            best = {f"best/{k}": v for k, v in scalars(best_test).items()}
+            best[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
+            best["best/checkpoint"] = Path(checkpoint.best_model_path).name
+        result.update(metrics=final, best=best)
+    except Diverged as error:
+        result.update(status="diverged", error=str(error), last_finite_loss=error.last_finite)
+        print(f"diverged: {error}", file=sys.stderr)
+    except BaseException as error:
+        result.update(status="failed" if not isinstance(error, KeyboardInterrupt) else "stopped", error=str(error))
+        raise
+    finally:
+        result.update(steps=trainer.global_step, seconds=round(time.time() - started, 3),
+                      config=OmegaConf.to_container(cfg, resolve=False))
+        write_json(run_dir / "metrics.json", result)
+        for logger in loggers:
+            logger.finalize(result["status"] if result["status"] != "completed" else "success")
+    if result["status"] == "completed":
+        print_report(result["metrics"], data.group_names, result["best"])
+    return {**result.get("metrics", {}), **{k: v for k, v in result.get("best", {}).items() if k != "best/checkpoint"}}
+
+
+def main(cfg: DictConfig) -> float | None:
+    """The Hydra job: run, print one sentence on a config error, return the value a sweeper optimizes."""
+    try:
+        metrics = run(cfg)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+    return metrics.get(cfg.get("objective", ""))

@@ -1,0 +1,39 @@
+"""The Reweighter contract shared by every algorithm."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Reweighter(nn.Module):
+    """Maps per-sample losses to weights q ≥ 0 with Σ q = 1 over the batch; state lives in buffers.
+
+    Every reweighter is built with the facts of the training set (`n_groups`, `group_counts`, `n_train`)
+    plus its own hyperparameters. Subclasses implement `forward(losses, groups, index)`. Sampler-based
+    methods also return per-sample draw probabilities from `sample_weights`, which the datamodule turns
+    into a sampler.
+    """
+
+    def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:
+        super().__init__()
+        self.n_groups, self.n_train = n_groups, n_train
+
+    def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def sample_weights(self, train_groups: Tensor) -> Tensor | None:
+        return None
+
+
+def spread_over_groups(group_mass: Tensor, groups: Tensor) -> Tensor:
+    """Give each sample its group's mass divided evenly among the group's members in the batch.
+
+    Groups absent from the batch have no one to carry their mass, so the result is renormalised over the
+    groups present (the simplex contract); with every group present it is exactly g_k / |B ∩ D_k|.
+    """
+    counts = torch.bincount(groups, minlength=len(group_mass)).to(group_mass.dtype)
+    present_mass = torch.where(counts > 0, group_mass, torch.zeros_like(group_mass))
+    per_sample = present_mass / counts.clamp(min=1)
+    q = per_sample[groups]
+    return q / q.sum()

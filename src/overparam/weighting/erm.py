@@ -1,0 +1,18 @@
+"""Empirical risk minimisation: q_i = 1/n."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from overparam.weighting.base import Reweighter
+
+
+class ERM(Reweighter):
+    """Uniform weights over the batch (seed 001 §2.1)."""
+
+    def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:
+        super().__init__(n_groups, group_counts, n_train)
+
+    def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
+        return torch.full_like(losses, 1.0 / len(losses)).detach()

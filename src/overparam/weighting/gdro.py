@@ -1,0 +1,38 @@
+"""Group DRO (Sagawa et al. 2020a, Alg. 1): exponentiated-gradient ascent on group weights."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from overparam.weighting.base import Reweighter, spread_over_groups
+
+
+class GroupDRO(Reweighter):
+    """g ← g ⊙ exp(η_q · L_k), normalised, every step; q_i = g_k / |B ∩ D_k| (seed 001 eq. 3).
+
+    L_k is the mean loss of group k in the batch (0 for a group absent from it, so its weight shrinks
+    relative to the others, as in the authors' code). The update uses the losses at the current
+    parameters, before the objective Σ_i q_i ℓ_i is formed. Under DDP the per-group sums and counts are
+    all-reduced first, so every rank holds the same g.
+    """
+
+    def __init__(self, n_groups: int, group_counts: Tensor, n_train: int, eta: float) -> None:
+        super().__init__(n_groups, group_counts, n_train)
+        if not isinstance(eta, (int, float)) or not eta > 0:
+            raise ValueError(f"eta must be a number > 0 (the group-weight step size η_q), got {eta!r}")
+        self.eta = float(eta)
+        self.register_buffer("g", torch.full((n_groups,), 1.0 / n_groups))
+
+    def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
+        n_groups = len(self.g)
+        sums = torch.bincount(groups, weights=losses.detach().float(), minlength=n_groups)
+        counts = torch.bincount(groups, minlength=n_groups).float()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(sums)
+            torch.distributed.all_reduce(counts)
+        group_loss = sums / counts.clamp(min=1)
+        # Multiplying in log space keeps g finite when η_q · L_k is large.
+        log_g = torch.log(self.g) + self.eta * group_loss
+        self.g.copy_(torch.softmax(log_g, dim=0))
+        return spread_over_groups(self.g, groups).to(losses.dtype)
