@@ -1,0 +1,36 @@
+"""Shared helpers: compose the real Hydra config in-process, run the entry point in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Small, fast settings for in-process runs: no progress bar, CPU.
+QUIET = ["trainer=cpu", "~callbacks.progress", "+trainer.enable_progress_bar=false"]
+
+
+def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+    """The composed `conf/train.yaml` with overrides, as `python train.py ...` would see it."""
+    extra = [f"run_dir={run_dir}"] if run_dir is not None else ["run_dir=/tmp/overparam-compose-only"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=[*overrides, *extra])
+
+
+def run_cli(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeout: int = 600):
+    """Run `python train.py <args>` as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return tmp_path / "run"

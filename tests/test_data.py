@@ -1,0 +1,52 @@
+"""The embedded datamodules: real images, the promised correlations and group balance, full-batch mode."""
+
+from __future__ import annotations
+
+import torch
+
+from overparam.data.cmnist import ColoredMNIST
+from overparam.data.digit_pairs import DigitPairs
+from overparam.data.gauss_spurious import GaussSpurious
+
+
+def test_colored_mnist_colour_agrees_with_label_in_train_and_is_balanced_elsewhere():
+    data = ColoredMNIST(3000, 1000, 1000, p_agree=0.95, label_noise=0.0, downsample=2, batch_size=128)
+    data.setup()
+    agree = (data.train.group == 0) | (data.train.group == 3)
+    assert 0.93 < agree.float().mean() < 0.97
+    for split in (data.val, data.test):
+        counts = torch.bincount(split.group, minlength=4)
+        assert counts.max() - counts.min() <= 30, counts  # label classes are ~50/50; colour exactly halves each
+    assert data.in_shape == (2, 14, 14) and data.n_groups == 4
+    batch = next(iter(data.train_dataloader()))
+    assert batch.x.shape == (128, 2, 14, 14) and batch.y.dtype == torch.long
+    red_pixels, green_pixels = batch.x[:, 0].flatten(1).sum(1), batch.x[:, 1].flatten(1).sum(1)
+    colour = (batch.group % 2).bool()
+    assert bool((green_pixels[colour] > 0).all()) and bool((red_pixels[colour] == 0).all())
+
+
+def test_digit_pairs_give_pm1_labels_unit_norm_and_full_batch():
+    data = DigitPairs("mnist", [0, 1], n_train=6, n_val=10, n_test=10, unit_norm=True, batch_size=None)
+    data.setup()
+    batches = list(data.train_dataloader())
+    assert len(batches) == 1 and batches[0].x.shape == (6, 784)
+    torch.testing.assert_close(batches[0].x.norm(dim=1), torch.ones(6))
+    assert set(batches[0].y.tolist()) <= {-1.0, 1.0}
+    assert torch.equal(batches[0].group, (batches[0].y > 0).long())
+
+
+def test_sklearn_digit_pairs_with_01_labels():
+    data = DigitPairs("digits", [3, 8], n_train=50, n_val=20, n_test=20, unit_norm=False, batch_size=16,
+                      labels="01")
+    data.setup()
+    assert data.in_shape == (64,) and data.n_outputs == 1 and data.label_threshold == 0.5
+    assert set(data.train.y.tolist()) == {0.0, 1.0}
+
+
+def test_gauss_spurious_group_sizes_and_norm():
+    data = GaussSpurious([95, 5, 5, 95], 100, 10, 10, 1000, 2.0, 0.1, batch_size=None)
+    data.setup()
+    assert data.group_counts.tolist() == [95, 5, 5, 95]
+    assert float(data.train.x.norm(dim=1).max()) <= 1.0 + 1e-6
+    spurious = data.train.x[:, 10:20].sum(1)
+    assert bool(((spurious > 0) == (data.train.group % 2 == 1)).all())  # the spurious block is clean

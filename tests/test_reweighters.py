@@ -1,0 +1,86 @@
+"""The Reweighter contract for every `conf/weighting/*.yaml`, and each algorithm's defining behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import CONF
+from overparam.weighting.gdro import GroupDRO
+from overparam.weighting.iw import ImportanceWeighting
+
+WEIGHTINGS = sorted(CONF.glob("weighting/*.yaml"))
+COUNTS = torch.tensor([40, 10, 5, 45])
+GROUPS = torch.repeat_interleave(torch.arange(4), COUNTS)  # the full training set, group-sorted
+
+
+def build(path, **overrides):
+    node = OmegaConf.merge(OmegaConf.load(path), overrides)
+    return instantiate(node, n_groups=4, group_counts=COUNTS, n_train=int(COUNTS.sum()))
+
+
+@pytest.mark.parametrize("path", WEIGHTINGS, ids=lambda p: p.stem)
+def test_weights_lie_on_the_simplex(path):
+    reweighter = build(path)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        batch = torch.randint(0, len(GROUPS), (32,), generator=generator)
+        losses = torch.rand(32, generator=generator) * 3
+        q = reweighter(losses, GROUPS[batch], batch)
+        assert q.shape == (32,) and bool((q >= 0).all())
+        assert torch.isclose(q.sum(), torch.tensor(1.0), atol=1e-6)
+
+
+@pytest.mark.parametrize("path", WEIGHTINGS, ids=lambda p: p.stem)
+def test_state_survives_a_state_dict_round_trip(path):
+    reweighter, fresh = build(path), build(path)
+    losses = torch.linspace(0, 2, len(GROUPS))
+    for _ in range(3):
+        reweighter(losses, GROUPS, torch.arange(len(GROUPS)))
+    fresh.load_state_dict(reweighter.state_dict())
+    assert torch.equal(fresh(losses, GROUPS, torch.arange(len(GROUPS))),
+                       reweighter(losses, GROUPS, torch.arange(len(GROUPS))))
+
+
+def test_iw_gives_each_group_equal_total_mass():
+    q = ImportanceWeighting(4, COUNTS, int(COUNTS.sum()), mode="loss")(torch.rand(len(GROUPS)), GROUPS,
+                                                                     torch.arange(len(GROUPS)))
+    mass = torch.bincount(GROUPS, weights=q)
+    torch.testing.assert_close(mass, torch.full((4,), 0.25, dtype=mass.dtype))
+    torch.testing.assert_close(q, 1 / (4 * COUNTS[GROUPS].double()), check_dtype=False)
+
+
+def test_iw_sampler_draws_each_group_a_quarter_of_the_time():
+    weights = ImportanceWeighting(4, COUNTS, int(COUNTS.sum()), mode="sampler").sample_weights(GROUPS)
+    draws = torch.multinomial(weights, 40_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    frequency = torch.bincount(GROUPS[draws], minlength=4) / 40_000
+    torch.testing.assert_close(frequency, torch.full((4,), 0.25), atol=0.01, rtol=0)
+
+
+def test_gdro_moves_mass_to_the_group_with_the_highest_loss():
+    gdro = GroupDRO(4, COUNTS, int(COUNTS.sum()), eta=0.5)
+    losses = torch.tensor([0.1, 0.2, 2.0, 0.3])[GROUPS]
+    for _ in range(20):
+        q = gdro(losses, GROUPS, torch.arange(len(GROUPS)))
+    assert int(gdro.g.argmax()) == 2 and float(gdro.g[2]) > 0.99
+    mass = torch.bincount(GROUPS, weights=q)
+    assert int(mass.argmax()) == 2
+
+
+def test_gdro_update_is_exponentiated_gradient():
+    gdro = GroupDRO(4, COUNTS, int(COUNTS.sum()), eta=0.1)
+    group_loss = torch.tensor([1.0, 2.0, 0.5, 0.0])
+    gdro(group_loss[GROUPS], GROUPS, torch.arange(len(GROUPS)))
+    expected = torch.exp(0.1 * group_loss) / torch.exp(0.1 * group_loss).sum()
+    torch.testing.assert_close(gdro.g, expected)
+
+
+def test_gdro_with_an_absent_group_renormalises_over_present_ones():
+    gdro = GroupDRO(4, COUNTS, int(COUNTS.sum()), eta=0.1)
+    groups = torch.tensor([0, 0, 1, 3])
+    q = gdro(torch.ones(4), groups, torch.arange(4))
+    present = gdro.g[[0, 1, 3]] / gdro.g[[0, 1, 3]].sum()
+    torch.testing.assert_close(q, torch.stack([present[0] / 2, present[0] / 2, present[1], present[2]]))
+    assert float(gdro.g[2]) < 0.25  # absent group: L_k = 0, so it shrinks relative to the rest
