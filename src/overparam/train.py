@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from overparam.module import Diverged, ReweightedModule
@@ -81,17 +83,25 @@ def run(cfg: DictConfig) -> dict[str, float]:
     data.sample_weights = reweighter.sample_weights(data.train.group)
     if data.sample_weights is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
-    module = ReweightedModule(net, instantiate(cfg.loss), reweighter, instantiate(cfg.optim), data.group_names,
-                              data.group_counts, data.label_threshold, inner_steps=cfg.inner_steps)
+    loss_fn = instantiate(cfg.loss)
+    try:
+        loss_fn(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts this data's targets
+        module = ReweightedModule(net, loss_fn, reweighter, instantiate(cfg.optim), data.group_names,
+                                  data.group_counts, data.label_threshold, inner_steps=cfg.inner_steps)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     callbacks = [c for c in instantiate(cfg.callbacks or {}).values() if c]
     loggers = [lg for lg in instantiate(cfg.logger or {}).values() if lg]
     trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers)
+    for logger in loggers:  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     started, result = time.time(), {"status": "completed"}
     try:
         trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
-        final = scalars({k: v for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "val/"))})
-        final.update(scalars(trainer.test(module, datamodule=data, verbose=False)[0]))
+        final = scalars({k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+        for evaluate in (trainer.validate, trainer.test):  # the final weights, even when fit stopped mid-epoch
+            final.update(scalars(evaluate(module, datamodule=data, verbose=False)[0]))
         best = {}
         checkpoint = trainer.checkpoint_callback
         if checkpoint is not None and checkpoint.best_model_path:
@@ -111,7 +121,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
                       config=OmegaConf.to_container(cfg, resolve=False))
         write_json(run_dir / "metrics.json", result)
         for logger in loggers:
-            logger.finalize(result["status"] if result["status"] != "completed" else "success")
+            logger.finalize("success" if result["status"] == "completed" else result["status"])
+            if isinstance(logger, WandbLogger):  # close the run so the next job of a sweep starts its own
+                logger.experiment.finish(exit_code=int(result["status"] != "completed"))
     if result["status"] == "completed":
         print_report(result["metrics"], data.group_names, result["best"])
     return {**result.get("metrics", {}), **{k: v for k, v in result.get("best", {}).items() if k != "best/checkpoint"}}

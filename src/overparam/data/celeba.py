@@ -8,8 +8,8 @@ import pandas as pd
 import torch
 from torchvision.transforms import v2
 
-from overparam.data.base import GroupDataModule, encode_labels
-from overparam.data.images import ImageSplit, check_images_exist, normalized, require_files
+from overparam.data.base import GroupDataModule
+from overparam.data.images import check_images_exist, image_splits, normalized, require_files
 
 LAYOUT = "img_align_celeba/, list_attr_celeba.txt (or .csv) and list_eval_partition.txt (or .csv)"
 
@@ -66,12 +66,7 @@ class CelebA(GroupDataModule):
         train_tf = normalized(v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(1.0, 4 / 3)),
                               v2.RandomHorizontalFlip())
         eval_tf = normalized(SquareCenterCrop(), v2.Resize((size, size)))
-        splits = []
-        for k, transform in enumerate((train_tf, eval_tf, eval_tf)):
-            rows = torch.nonzero(part == k).flatten()
-            splits.append(ImageSplit([paths[i] for i in rows], encode_labels(y[rows], self.labels),
-                                     2 * y[rows] + a[rows], transform))
-        return tuple(splits)
+        return image_splits(paths, y, a, part, (train_tf, eval_tf, eval_tf), self.labels)
 
 
 class SquareCenterCrop(v2.Transform):

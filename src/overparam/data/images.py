@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from overparam.data.base import Batch
+from overparam.data.base import Batch, encode_labels
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -41,6 +41,18 @@ def normalized(*steps: v2.Transform) -> v2.Compose:
     """PIL image -> float tensor normalised with the ImageNet statistics, after the given steps."""
     return v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def image_splits(
+    paths: list[Path], y: Tensor, spurious: Tensor, split: Tensor, transforms: tuple[v2.Transform, ...], labels: str
+) -> tuple[ImageSplit, ...]:
+    """Train/val/test `ImageSplit`s (split ids 0/1/2) with groups 2·y + spurious attribute."""
+    splits = []
+    for k, transform in enumerate(transforms):
+        rows = torch.nonzero(split == k).flatten()
+        splits.append(ImageSplit([paths[i] for i in rows], encode_labels(y[rows], labels),
+                                 2 * y[rows] + spurious[rows], transform))
+    return tuple(splits)
 
 
 def require_files(dataset: str, root: Path, needed: list[str], layout: str) -> None:

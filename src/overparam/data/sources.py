@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
+@lru_cache(maxsize=2)  # read-only arrays, shared by every datamodule in a process
 def load_digit_images(source: str) -> tuple[np.ndarray, np.ndarray]:
     """Grey-scale digit images in [0, 1] and their digit labels.
 

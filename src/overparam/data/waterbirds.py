@@ -8,8 +8,8 @@ import pandas as pd
 import torch
 from torchvision.transforms import v2
 
-from overparam.data.base import GroupDataModule, encode_labels
-from overparam.data.images import ImageSplit, check_images_exist, normalized, require_files
+from overparam.data.base import GroupDataModule
+from overparam.data.images import check_images_exist, image_splits, normalized, require_files
 
 LAYOUT = "metadata.csv (columns img_filename, y, split, place) and the image folders it names"
 
@@ -54,9 +54,4 @@ class Waterbirds(GroupDataModule):
                               v2.RandomHorizontalFlip())
         resized = round(size * 256 / 224)
         eval_tf = normalized(v2.Resize((resized, resized)), v2.CenterCrop(size))
-        splits = []
-        for k, transform in enumerate((train_tf, eval_tf, eval_tf)):
-            rows = torch.nonzero(split == k).flatten()
-            splits.append(ImageSplit([paths[i] for i in rows], encode_labels(y[rows], self.labels),
-                                     2 * y[rows] + place[rows], transform))
-        return tuple(splits)
+        return image_splits(paths, y, place, split, (train_tf, eval_tf, eval_tf), self.labels)

@@ -26,7 +26,7 @@ class ResNet(nn.Module):
         if arch not in WEIGHTS:
             raise ValueError(f"arch must be one of {', '.join(WEIGHTS)}, got {arch!r}")
         if in_shape[0] != 3:
-            raise ValueError(f"arch {arch} needs RGB images (3 channels), but the data has shape {tuple(in_shape)}")
+            raise ValueError(f"{arch} needs RGB images (3 channels), but the data has shape {tuple(in_shape)}")
         self.net = getattr(torchvision.models, arch)(weights=None)
         if pretrained:
             self.net.load_state_dict(torch.load(pretrained_file(arch, weights_path), map_location="cpu"))

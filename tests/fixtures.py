@@ -1,0 +1,58 @@
+"""Tiny datasets in the real on-disk layouts of CelebA and Waterbirds, made of generated JPEGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CELEBA_ATTRIBUTES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+                     "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+                     "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
+                     "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
+                     "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
+                     "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+                     "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young"]
+
+
+def write_jpeg(path: Path, rng: np.random.Generator, size: tuple[int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=90)
+
+
+def make_celeba(root: Path, n: int = 36, csv: bool = False) -> Path:
+    """CelebA's layout: img_align_celeba/*.jpg (178×218), attribute and partition lists (txt or Kaggle csv)."""
+    rng = np.random.default_rng(0)
+    names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
+    attrs = rng.choice([-1, 1], size=(n, len(CELEBA_ATTRIBUTES)))
+    attrs[:, CELEBA_ATTRIBUTES.index("Blond_Hair")] = np.tile([-1, -1, 1, 1], n // 4)
+    attrs[:, CELEBA_ATTRIBUTES.index("Male")] = np.tile([-1, 1, -1, 1], n // 4)
+    partition = np.repeat([0, 1, 2], [n - 8, 4, 4])
+    for name in names:
+        write_jpeg(root / "img_align_celeba" / name, rng, (178, 218))
+    if csv:
+        header = "image_id," + ",".join(CELEBA_ATTRIBUTES)
+        rows = [f"{name}," + ",".join(map(str, row)) for name, row in zip(names, attrs)]
+        (root / "list_attr_celeba.csv").write_text("\n".join([header, *rows]) + "\n")
+        rows = [f"{name},{p}" for name, p in zip(names, partition)]
+        (root / "list_eval_partition.csv").write_text("\n".join(["image_id,partition", *rows]) + "\n")
+    else:
+        rows = [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, attrs)]
+        (root / "list_attr_celeba.txt").write_text("\n".join([str(n), " ".join(CELEBA_ATTRIBUTES), *rows]) + "\n")
+        (root / "list_eval_partition.txt").write_text("".join(f"{a} {p}\n" for a, p in zip(names, partition)))
+    return root
+
+
+def make_waterbirds(root: Path, n: int = 32) -> Path:
+    """Waterbirds' layout: metadata.csv (img_id, img_filename, y, split, place, ...) and class folders."""
+    rng = np.random.default_rng(1)
+    rows = ["img_id,img_filename,y,split,place,place_filename"]
+    for i in range(n):
+        y, place, split = i % 2, (i // 2) % 2, 0 if i < n - 8 else (1 if i < n - 4 else 2)
+        folder = "014.Indigo_Bunting" if y == 0 else "045.Northern_Fulmar"
+        filename = f"{folder}/bird_{i:04d}.jpg"
+        write_jpeg(root / filename, rng, (96, 80))
+        rows.append(f"{i + 1},{filename},{y},{split},{place},/b/bamboo_forest/{i:08d}.jpg")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root

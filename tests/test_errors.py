@@ -1,0 +1,52 @@
+"""Bad input fails before training with one sentence that names the key and what is expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import QUIET, compose_config, run_cli
+from overparam.train import ConfigError, run
+
+BAD_CONFIGS = [
+    (["optim.lr=-0.1"], r"^optim\.lr must be > 0, got -0\.1$"),
+    (["optim.lr=0"], r"^optim\.lr must be > 0"),
+    (["optim.lr=fast"], r"^optim\.lr must be a number, got 'fast'$"),
+    (["optim.weight_decay=-1"], r"^optim\.weight_decay must be ≥ 0"),
+    (["model.width=0"], r"^model\.width must be an integer ≥ 1, got 0$"),
+    (["model.width=abc"], r"^model\.width must be an integer ≥ 1, got 'abc'$"),
+    (["model.activation=swish"], r"^model\.activation must be one of relu, tanh, gelu, softplus, sigmoid"),
+    (["weighting.eta=0"], r"^weighting\.eta must be a number > 0 \(the group-weight step size η_q\), got 0$"),
+    (["weighting.eta=-1"], r"^weighting\.eta must be a number > 0"),
+    (["weighting=iw", "weighting.mode=both"], r"^weighting\.mode must be one of loss, sampler, got 'both'$"),
+    (["weighting=iw", "weighting.mode=sampler", "data.batch_size=null"], r"set data\.batch_size to an integer"),
+    (["data.batch_size=0"], r"^data\.batch_size must be a positive integer or null"),
+    (["data.p_agree=1.5"], r"^data\.p_agree must be a probability in \[0, 1\], got 1\.5$"),
+    (["data.labels=onehot"], r"^data\.labels must be one of index, pm1, 01, got 'onehot'$"),
+    (["data.n_train=6000"], r"^data\.n_train \+ n_val \+ n_test must be ≤ 5000"),
+    (["inner_steps=0"], r"^inner_steps must be an integer ≥ 1, got 0$"),
+    (["data=mnist_pairs", "model=linear", "loss=cross_entropy"], r"^loss=cross_entropy needs one output per class"),
+    (["data=celeba"], r"^data: Missing mandatory value: data\.root$"),
+    (["data=waterbirds", "data.root=/no/such/dir"], r"^data: Waterbirds not found: /no/such/dir/metadata\.csv"),
+    (["model=resnet18", "data=waterbirds", "data.root=/x"], r"^data: Waterbirds not found"),
+    (["model=resnet18"], r"^model: resnet18 needs RGB images \(3 channels\)"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_CONFIGS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_config_gives_one_sentence_naming_the_key(overrides, message, tmp_path):
+    with pytest.raises(ConfigError, match=message) as raised:
+        run(compose_config([*QUIET, *overrides], tmp_path))
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "checkpoints").exists()  # nothing trained
+
+
+def test_cli_prints_the_sentence_and_exits_nonzero(tmp_path):
+    result = run_cli(["model.width=0", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == "error: model.width must be an integer ≥ 1, got 0"
+
+
+def test_unknown_group_option_lists_the_available_ones(tmp_path):
+    result = run_cli(["weighting=foo", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode != 0
+    assert "Could not find 'weighting/foo'" in result.stderr and "gdro" in result.stderr

@@ -1,0 +1,28 @@
+"""CSV always; W&B (offline, one group per sweep) and TensorBoard on request."""
+
+from __future__ import annotations
+
+from conftest import run_cli
+
+FAST = ["trainer.max_epochs=1", "trainer.log_every_n_steps=1", "data.n_train=256", "data.n_val=64", "data.n_test=64", "~callbacks.progress"]
+
+
+def test_wandb_runs_offline_with_one_group_per_sweep(tmp_path):
+    result = run_cli(["-m", "logger=wandb", "weighting=erm,gdro", *FAST, f"hydra.sweep.dir={tmp_path}"],
+                     env={"WANDB_MODE": "offline"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = sorted(tmp_path.glob("*/wandb/offline-run-*/run-*.wandb"))
+    assert len(records) == 2  # one offline run per job, ready for `wandb sync`
+    for record, weighting in zip(records, ("erm", "gdro")):
+        raw = record.read_bytes()  # the run record holds group, tags and the logged config
+        assert str(tmp_path).encode() in raw  # group = the sweep directory, shared by both jobs
+        assert f"weighting={weighting}".encode() in raw and b"cmnist" in raw
+        assert b"val/worst_group_acc" in raw and b"weights/group/y0_green" in raw and b"max_epochs" in raw
+        assert (record.parents[2] / "metrics.csv").exists()
+
+
+def test_tensorboard_writes_event_files(tmp_path):
+    result = run_cli(["logger=tensorboard", *FAST, f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert (tmp_path / "metrics.csv").exists()
