@@ -27,8 +27,14 @@ def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictCon
 def run_cli(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeout: int = 600):
     """Run `python train.py <args>` as a user would; returns the CompletedProcess."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -7,13 +7,48 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CELEBA_ATTRIBUTES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-                     "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-                     "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
-                     "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
-                     "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
-                     "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-                     "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young"]
+CELEBA_ATTRIBUTES = [
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+]
 
 
 def write_jpeg(path: Path, rng: np.random.Generator, size: tuple[int, int]) -> None:
@@ -22,7 +57,7 @@ def write_jpeg(path: Path, rng: np.random.Generator, size: tuple[int, int]) -> N
 
 
 def make_celeba(root: Path, n: int = 36, csv: bool = False) -> Path:
-    """CelebA's layout: img_align_celeba/*.jpg (178×218), attribute and partition lists (txt or Kaggle csv)."""
+    """CelebA's layout: img_align_celeba/*.jpg (178×218), attribute and partition lists (txt or csv)."""
     rng = np.random.default_rng(0)
     names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
     attrs = rng.choice([-1, 1], size=(n, len(CELEBA_ATTRIBUTES)))
@@ -39,7 +74,9 @@ def make_celeba(root: Path, n: int = 36, csv: bool = False) -> Path:
         (root / "list_eval_partition.csv").write_text("\n".join(["image_id,partition", *rows]) + "\n")
     else:
         rows = [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, attrs)]
-        (root / "list_attr_celeba.txt").write_text("\n".join([str(n), " ".join(CELEBA_ATTRIBUTES), *rows]) + "\n")
+        (root / "list_attr_celeba.txt").write_text(
+            "\n".join([str(n), " ".join(CELEBA_ATTRIBUTES), *rows]) + "\n"
+        )
         (root / "list_eval_partition.txt").write_text("".join(f"{a} {p}\n" for a, p in zip(names, partition)))
     return root
 

@@ -18,7 +18,9 @@ NEEDS_FILES = {"celeba", "waterbirds"}
 def test_every_option_composes_and_instantiates(option, tmp_path):
     group, name = option.parent.name, option.stem
     # ${hydra:...} values only exist inside a launched job (tested end to end in test_loggers.py).
-    job_only = ["logger.wandb.name=n", "logger.wandb.group=g", "logger.wandb.tags=[t]"] if name == "wandb" else []
+    job_only = (
+        ["logger.wandb.name=n", "logger.wandb.group=g", "logger.wandb.tags=[t]"] if name == "wandb" else []
+    )
     cfg = compose_config([f"{group}={name}", *job_only], run_dir=tmp_path)
     node = cfg[group] if group != "optim" else cfg.optim
     if group == "data" and name in NEEDS_FILES:
@@ -48,7 +50,9 @@ def test_every_option_composes_and_instantiates(option, tmp_path):
         assert node.precision == "bf16-mixed"  # composes; building it needs a GPU
     else:
         built = instantiate(node)
-        assert built is not None and (group != "logger" or all(logger is not None for logger in built.values()))
+        assert built is not None and (
+            group != "logger" or all(logger is not None for logger in built.values())
+        )
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

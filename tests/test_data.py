@@ -16,7 +16,9 @@ def test_colored_mnist_colour_agrees_with_label_in_train_and_is_balanced_elsewhe
     assert 0.93 < agree.float().mean() < 0.97
     for split in (data.val, data.test):
         counts = torch.bincount(split.group, minlength=4)
-        assert counts.max() - counts.min() <= 30, counts  # label classes are ~50/50; colour exactly halves each
+        assert counts.max() - counts.min() <= 30, (
+            counts
+        )  # label classes are ~50/50; colour exactly halves each
     assert data.in_shape == (2, 14, 14) and data.n_groups == 4
     batch = next(iter(data.train_dataloader()))
     assert batch.x.shape == (128, 2, 14, 14) and batch.y.dtype == torch.long
@@ -36,8 +38,9 @@ def test_digit_pairs_give_pm1_labels_unit_norm_and_full_batch():
 
 
 def test_sklearn_digit_pairs_with_01_labels():
-    data = DigitPairs("digits", [3, 8], n_train=50, n_val=20, n_test=20, unit_norm=False, batch_size=16,
-                      labels="01")
+    data = DigitPairs(
+        "digits", [3, 8], n_train=50, n_val=20, n_test=20, unit_norm=False, batch_size=16, labels="01"
+    )
     data.setup()
     assert data.in_shape == (64,) and data.n_outputs == 1 and data.label_threshold == 0.5
     assert set(data.train.y.tolist()) == {0.0, 1.0}

@@ -18,21 +18,32 @@ BAD_CONFIGS = [
     (["weighting.eta=0"], r"^weighting\.eta must be a number > 0 \(the group-weight step size η_q\), got 0$"),
     (["weighting.eta=-1"], r"^weighting\.eta must be a number > 0"),
     (["weighting=iw", "weighting.mode=both"], r"^weighting\.mode must be one of loss, sampler, got 'both'$"),
-    (["weighting=iw", "weighting.mode=sampler", "data.batch_size=null"], r"set data\.batch_size to an integer"),
+    (
+        ["weighting=iw", "weighting.mode=sampler", "data.batch_size=null"],
+        r"set data\.batch_size to an integer",
+    ),
     (["data.batch_size=0"], r"^data\.batch_size must be a positive integer or null"),
     (["data.p_agree=1.5"], r"^data\.p_agree must be a probability in \[0, 1\], got 1\.5$"),
     (["data.labels=onehot"], r"^data\.labels must be one of index, pm1, 01, got 'onehot'$"),
     (["data.n_train=6000"], r"^data\.n_train \+ n_val \+ n_test must be ≤ 5000"),
     (["inner_steps=0"], r"^inner_steps must be an integer ≥ 1, got 0$"),
-    (["data=mnist_pairs", "model=linear", "loss=cross_entropy"], r"^loss=cross_entropy needs one output per class"),
+    (
+        ["data=mnist_pairs", "model=linear", "loss=cross_entropy"],
+        r"^loss=cross_entropy needs one output per class",
+    ),
     (["data=celeba"], r"^data: Missing mandatory value: data\.root$"),
-    (["data=waterbirds", "data.root=/no/such/dir"], r"^data: Waterbirds not found: /no/such/dir/metadata\.csv"),
+    (
+        ["data=waterbirds", "data.root=/no/such/dir"],
+        r"^data: Waterbirds not found: /no/such/dir/metadata\.csv",
+    ),
     (["model=resnet18", "data=waterbirds", "data.root=/x"], r"^data: Waterbirds not found"),
     (["model=resnet18"], r"^model: resnet18 needs RGB images \(3 channels\)"),
 ]
 
 
-@pytest.mark.parametrize("overrides,message", BAD_CONFIGS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+@pytest.mark.parametrize(
+    "overrides,message", BAD_CONFIGS, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
 def test_bad_config_gives_one_sentence_naming_the_key(overrides, message, tmp_path):
     with pytest.raises(ConfigError, match=message) as raised:
         run(compose_config([*QUIET, *overrides], tmp_path))

@@ -14,8 +14,14 @@ from overparam.data.waterbirds import Waterbirds
 from overparam.models.resnet import ResNet
 from overparam.train import ConfigError, run
 
-TINY = [*QUIET, "trainer.max_steps=1", "data.image_size=32", "data.batch_size=8", "data.eval_batch_size=8",
-        "data.num_workers=0"]
+TINY = [
+    *QUIET,
+    "trainer.max_steps=1",
+    "data.image_size=32",
+    "data.batch_size=8",
+    "data.eval_batch_size=8",
+    "data.num_workers=0",
+]
 
 
 @pytest.mark.parametrize("csv", [False, True], ids=["txt", "csv"])
@@ -24,9 +30,18 @@ def test_celeba_reads_official_partition_and_groups(tmp_path, csv):
     data.setup()
     assert (len(data.train), len(data.val), len(data.test)) == (28, 4, 4)
     assert data.group_counts.tolist() == [7, 7, 7, 7]
-    assert data.group_names == ("Blond_Hair0_Male0", "Blond_Hair0_Male1", "Blond_Hair1_Male0", "Blond_Hair1_Male1")
+    assert data.group_names == (
+        "Blond_Hair0_Male0",
+        "Blond_Hair0_Male1",
+        "Blond_Hair1_Male0",
+        "Blond_Hair1_Male1",
+    )
     batch = data.val[[0, 1, 2, 3]]
-    assert batch.x.shape == (4, 3, 32, 32) and batch.y.tolist() == [0, 0, 1, 1] and batch.group.tolist() == [0, 1, 2, 3]
+    assert (
+        batch.x.shape == (4, 3, 32, 32)
+        and batch.y.tolist() == [0, 0, 1, 1]
+        and batch.group.tolist() == [0, 1, 2, 3]
+    )
 
 
 def test_waterbirds_reads_metadata_and_groups(tmp_path):
@@ -38,15 +53,23 @@ def test_waterbirds_reads_metadata_and_groups(tmp_path):
     assert batch.x.shape == (4, 3, 32, 32) and batch.x.dtype == torch.float32
 
 
-@pytest.mark.parametrize("experiment,maker", [("gdro_celeba", make_celeba), ("iw_celeba", make_celeba),
-                                              ("gdro_waterbirds", make_waterbirds),
-                                              ("erm_waterbirds", make_waterbirds)])
+@pytest.mark.parametrize(
+    "experiment,maker",
+    [
+        ("gdro_celeba", make_celeba),
+        ("iw_celeba", make_celeba),
+        ("gdro_waterbirds", make_waterbirds),
+        ("erm_waterbirds", make_waterbirds),
+    ],
+)
 def test_image_experiment_trains_one_step_on_fixture(tmp_path, experiment, maker):
     root = maker(tmp_path / "data")
     weights = tmp_path / "resnet18-f37072fd.pth"
     torch.save(ResNet((3, 8, 8), 1000, "resnet18", False, None).net.state_dict(), weights)
-    cfg = compose_config([f"+experiment={experiment}", f"data.root={root}", f"model.weights_path={weights}", *TINY],
-                         tmp_path / "run")
+    cfg = compose_config(
+        [f"+experiment={experiment}", f"data.root={root}", f"model.weights_path={weights}", *TINY],
+        tmp_path / "run",
+    )
     run(cfg)
     result = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 1
@@ -54,8 +77,12 @@ def test_image_experiment_trains_one_step_on_fixture(tmp_path, experiment, maker
 
 
 def test_missing_dataset_stops_at_once_naming_the_path_and_layout(tmp_path):
-    cfg = compose_config(["+experiment=gdro_waterbirds", f"data.root={tmp_path}/nowhere", *TINY], tmp_path / "run")
-    with pytest.raises(ConfigError, match=r"nowhere/metadata.csv is missing; data.root must hold metadata.csv"):
+    cfg = compose_config(
+        ["+experiment=gdro_waterbirds", f"data.root={tmp_path}/nowhere", *TINY], tmp_path / "run"
+    )
+    with pytest.raises(
+        ConfigError, match=r"nowhere/metadata.csv is missing; data.root must hold metadata.csv"
+    ):
         run(cfg)
 
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from conftest import run_cli
 
-FAST = ["trainer.max_epochs=1", "trainer.log_every_n_steps=1", "data.n_train=256", "data.n_val=64", "data.n_test=64", "~callbacks.progress"]
+FAST = [
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",
+    "data.n_train=256",
+    "data.n_val=64",
+    "data.n_test=64",
+    "~callbacks.progress",
+]
 
 
 def test_wandb_runs_offline_with_one_group_per_sweep(tmp_path):
-    result = run_cli(["-m", "logger=wandb", "weighting=erm,gdro", *FAST, f"hydra.sweep.dir={tmp_path}"],
-                     env={"WANDB_MODE": "offline"})
+    result = run_cli(
+        ["-m", "logger=wandb", "weighting=erm,gdro", *FAST, f"hydra.sweep.dir={tmp_path}"],
+        env={"WANDB_MODE": "offline"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     records = sorted(tmp_path.glob("*/wandb/offline-run-*/run-*.wandb"))
     assert len(records) == 2  # one offline run per job, ready for `wandb sync`

@@ -40,13 +40,16 @@ def test_state_survives_a_state_dict_round_trip(path):
     for _ in range(3):
         reweighter(losses, GROUPS, torch.arange(len(GROUPS)))
     fresh.load_state_dict(reweighter.state_dict())
-    assert torch.equal(fresh(losses, GROUPS, torch.arange(len(GROUPS))),
-                       reweighter(losses, GROUPS, torch.arange(len(GROUPS))))
+    assert torch.equal(
+        fresh(losses, GROUPS, torch.arange(len(GROUPS))),
+        reweighter(losses, GROUPS, torch.arange(len(GROUPS))),
+    )
 
 
 def test_iw_gives_each_group_equal_total_mass():
-    q = ImportanceWeighting(4, COUNTS, int(COUNTS.sum()), mode="loss")(torch.rand(len(GROUPS)), GROUPS,
-                                                                     torch.arange(len(GROUPS)))
+    q = ImportanceWeighting(4, COUNTS, int(COUNTS.sum()), mode="loss")(
+        torch.rand(len(GROUPS)), GROUPS, torch.arange(len(GROUPS))
+    )
     mass = torch.bincount(GROUPS, weights=q)
     torch.testing.assert_close(mass, torch.full((4,), 0.25, dtype=mass.dtype))
     torch.testing.assert_close(q, 1 / (4 * COUNTS[GROUPS].double()), check_dtype=False)

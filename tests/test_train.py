@@ -15,8 +15,14 @@ def test_default_experiment_trains_and_writes_metrics_json(run_dir):
     metrics = run(compose_config(QUIET, run_dir))
     written = json.loads((run_dir / "metrics.json").read_text())
     assert written["status"] == "completed" and written["steps"] == 20 * 24  # 20 epochs × ⌈3000/128⌉ batches
-    for key in ("test/avg_acc", "test/worst_group_acc", "val/worst_group_acc", "train/avg_acc",
-                "test/group_acc/y0_green", "test/group_loss/y1_red"):
+    for key in (
+        "test/avg_acc",
+        "test/worst_group_acc",
+        "val/worst_group_acc",
+        "train/avg_acc",
+        "test/group_acc/y0_green",
+        "test/group_loss/y1_red",
+    ):
         assert key in written["metrics"], key
     assert written["best"]["best/val/worst_group_acc"] >= written["metrics"]["val/worst_group_acc"]
     assert metrics["test/worst_group_acc"] == written["metrics"]["test/worst_group_acc"]

@@ -17,8 +17,10 @@ class Diverged(RuntimeError):
     """The training objective became NaN or infinite."""
 
     def __init__(self, step: int, value: float, last_finite: float | None) -> None:
-        super().__init__(f"the training objective became {value} at step {step} (last finite value "
-                         f"{last_finite}); lower optim.lr")
+        super().__init__(
+            f"the training objective became {value} at step {step} (last finite value "
+            f"{last_finite}); lower optim.lr"
+        )
         self.step, self.last_finite = step, last_finite
 
 

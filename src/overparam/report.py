@@ -19,9 +19,11 @@ def print_report(metrics: dict[str, float], group_names: tuple[str, ...], best: 
     console = Console()
     console.print(table)
     if "best/test/worst_group_acc" in best:
-        console.print(f"best validation worst-group accuracy {fmt(best.get('best/val/worst_group_acc'))} "
-                      f"({best['best/checkpoint']}): test worst-group {fmt(best['best/test/worst_group_acc'])}, "
-                      f"test average {fmt(best['best/test/avg_acc'])}")
+        console.print(
+            f"best validation worst-group accuracy {fmt(best.get('best/val/worst_group_acc'))} "
+            f"({best['best/checkpoint']}): test worst-group {fmt(best['best/test/worst_group_acc'])}, "
+            f"test average {fmt(best['best/test/avg_acc'])}"
+        )
 
 
 def fmt(value: float | None) -> str:

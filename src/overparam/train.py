@@ -1,4 +1,4 @@
-"""run(cfg): instantiate data, model, reweighter and trainer from the config, fit, test, write metrics.json."""
+"""run(cfg): build data, model, reweighter and trainer from the config; fit, test, write metrics.json."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -78,16 +79,25 @@ def run(cfg: DictConfig) -> dict[str, float]:
     data = build(cfg, "data")
     data.setup("fit")
     net = build(cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
-    reweighter = build(cfg, "weighting", n_groups=data.n_groups, group_counts=data.group_counts,
-                       n_train=data.n_train)
+    reweighter = build(
+        cfg, "weighting", n_groups=data.n_groups, group_counts=data.group_counts, n_train=data.n_train
+    )
     data.sample_weights = reweighter.sample_weights(data.train.group)
     if data.sample_weights is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
     loss_fn = instantiate(cfg.loss)
     try:
         loss_fn(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts this data's targets
-        module = ReweightedModule(net, loss_fn, reweighter, instantiate(cfg.optim), data.group_names,
-                                  data.group_counts, data.label_threshold, inner_steps=cfg.inner_steps)
+        module = ReweightedModule(
+            net,
+            loss_fn,
+            reweighter,
+            instantiate(cfg.optim),
+            data.group_names,
+            data.group_counts,
+            data.label_threshold,
+            inner_steps=cfg.inner_steps,
+        )
     except ValueError as error:
         raise ConfigError(str(error)) from error
     callbacks = [c for c in instantiate(cfg.callbacks or {}).values() if c]
@@ -100,12 +110,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
         final = scalars({k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
-        for evaluate in (trainer.validate, trainer.test):  # the final weights, even when fit stopped mid-epoch
+        for evaluate in (
+            trainer.validate,
+            trainer.test,
+        ):  # the final weights, even when fit stopped mid-epoch
             final.update(scalars(evaluate(module, datamodule=data, verbose=False)[0]))
         best = {}
         checkpoint = trainer.checkpoint_callback
         if checkpoint is not None and checkpoint.best_model_path:
-            best_test = trainer.test(module, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False)[0]
+            best_test = trainer.test(
+                module, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False
+            )[0]
             best = {f"best/{k}": v for k, v in scalars(best_test).items()}
             best[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
             best["best/checkpoint"] = Path(checkpoint.best_model_path).name
@@ -114,11 +129,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
         result.update(status="diverged", error=str(error), last_finite_loss=error.last_finite)
         print(f"diverged: {error}", file=sys.stderr)
     except BaseException as error:
-        result.update(status="failed" if not isinstance(error, KeyboardInterrupt) else "stopped", error=str(error))
+        result.update(
+            status="failed" if not isinstance(error, KeyboardInterrupt) else "stopped", error=str(error)
+        )
         raise
     finally:
-        result.update(steps=trainer.global_step, seconds=round(time.time() - started, 3),
-                      config=OmegaConf.to_container(cfg, resolve=False))
+        result.update(
+            steps=trainer.global_step,
+            seconds=round(time.time() - started, 3),
+            config=OmegaConf.to_container(cfg, resolve=False),
+        )
         write_json(run_dir / "metrics.json", result)
         for logger in loggers:
             logger.finalize("success" if result["status"] == "completed" else result["status"])
@@ -126,11 +146,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 logger.experiment.finish(exit_code=int(result["status"] != "completed"))
     if result["status"] == "completed":
         print_report(result["metrics"], data.group_names, result["best"])
-    return {**result.get("metrics", {}), **{k: v for k, v in result.get("best", {}).items() if k != "best/checkpoint"}}
+    return {
+        **result.get("metrics", {}),
+        **{k: v for k, v in result.get("best", {}).items() if k != "best/checkpoint"},
+    }
 
 
 def main(cfg: DictConfig) -> float | None:
     """The Hydra job: run, print one sentence on a config error, return the value a sweeper optimizes."""
+    # The CSV logger shares the run directory with Hydra's files and the checkpoints on purpose.
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     try:
         metrics = run(cfg)
     except ConfigError as error:

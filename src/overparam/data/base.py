@@ -7,8 +7,14 @@ from typing import NamedTuple
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
-from torch.utils.data import WeightedRandomSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+    WeightedRandomSampler,
+)
 
 LABEL_ENCODINGS = ("index", "pm1", "01")
 
@@ -58,7 +64,9 @@ class GroupDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or null (full batch), got {batch_size!r}")
+            raise ValueError(
+                f"batch_size must be a positive integer or null (full batch), got {batch_size!r}"
+            )
         if labels not in LABEL_ENCODINGS:
             raise ValueError(f"labels must be one of {', '.join(LABEL_ENCODINGS)}, got {labels!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
@@ -108,7 +116,9 @@ class GroupDataModule(L.LightningDataModule):
         n = len(self.train)
         if self.sample_weights is not None:
             generator = torch.Generator().manual_seed(self.seed)
-            order = WeightedRandomSampler(self.sample_weights, num_samples=n, replacement=True, generator=generator)
+            order = WeightedRandomSampler(
+                self.sample_weights, num_samples=n, replacement=True, generator=generator
+            )
         elif self.batch_size is None:
             order = SequentialSampler(range(n))
         else:

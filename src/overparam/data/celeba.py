@@ -36,8 +36,16 @@ class CelebA(GroupDataModule):
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, labels, seed)
         self.root = Path(root).expanduser()
-        require_files("CelebA", self.root, ["img_align_celeba", "list_attr_celeba.txt|list_attr_celeba.csv",
-                                            "list_eval_partition.txt|list_eval_partition.csv"], LAYOUT)
+        require_files(
+            "CelebA",
+            self.root,
+            [
+                "img_align_celeba",
+                "list_attr_celeba.txt|list_attr_celeba.csv",
+                "list_eval_partition.txt|list_eval_partition.csv",
+            ],
+            LAYOUT,
+        )
         self.target, self.spurious, self.image_size = target, spurious, image_size
         self.drop_last = True  # as the published Group DRO / GRW code trains
         self.group_names = tuple(f"{target}{y}_{spurious}{a}" for y in (0, 1) for a in (0, 1))
@@ -49,13 +57,17 @@ class CelebA(GroupDataModule):
         text = self.root / f"{stem}.txt"
         if stem == "list_attr_celeba":  # line 1: count, line 2: attribute names, then rows
             return pd.read_csv(text, sep=r"\s+", skiprows=1)
-        return pd.read_csv(text, sep=r"\s+", header=None, names=["image_id", "partition"]).set_index("image_id")
+        return pd.read_csv(text, sep=r"\s+", header=None, names=["image_id", "partition"]).set_index(
+            "image_id"
+        )
 
     def build_splits(self):
         attrs, partition = self.read_table("list_attr_celeba"), self.read_table("list_eval_partition")
         for attr in (self.target, self.spurious):
             if attr not in attrs.columns:
-                raise ValueError(f"CelebA has no attribute {attr!r} in list_attr_celeba; choose one of its 40 columns.")
+                raise ValueError(
+                    f"CelebA has no attribute {attr!r} in list_attr_celeba; choose one of its 40 columns."
+                )
         table = attrs.join(partition, how="inner")
         paths = [self.root / "img_align_celeba" / name for name in table.index]
         check_images_exist(paths, self.root / "list_attr_celeba")
@@ -63,8 +75,9 @@ class CelebA(GroupDataModule):
         a = torch.tensor((table[self.spurious].values > 0).astype("int64"))
         part = torch.tensor(table["partition"].values)
         size = self.image_size
-        train_tf = normalized(v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(1.0, 4 / 3)),
-                              v2.RandomHorizontalFlip())
+        train_tf = normalized(
+            v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(1.0, 4 / 3)), v2.RandomHorizontalFlip()
+        )
         eval_tf = normalized(SquareCenterCrop(), v2.Resize((size, size)))
         return image_splits(paths, y, a, part, (train_tf, eval_tf, eval_tf), self.labels)
 

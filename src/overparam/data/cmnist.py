@@ -39,8 +39,10 @@ class ColoredMNIST(GroupDataModule):
         if not 0.0 <= label_noise < 0.5:
             raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise!r}")
         if n_train + n_val + n_test > 5000 or min(n_train, n_val, n_test) < 4:
-            raise ValueError(f"n_train + n_val + n_test must be ≤ 5000 (the embedded images), each ≥ 4, got "
-                             f"{n_train} + {n_val} + {n_test}")
+            raise ValueError(
+                f"n_train + n_val + n_test must be ≤ 5000 (the embedded images), each ≥ 4, got "
+                f"{n_train} + {n_val} + {n_test}"
+            )
         if downsample not in (1, 2, 4):
             raise ValueError(f"downsample must be 1, 2 or 4, got {downsample!r}")
         self.sizes = (n_train, n_val, n_test)

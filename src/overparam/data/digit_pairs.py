@@ -45,8 +45,10 @@ class DigitPairs(GroupDataModule):
         images, digit = load_digit_images(self.source)
         keep = np.flatnonzero(np.isin(digit, self.digits))
         if sum(self.sizes) > len(keep):
-            raise ValueError(f"n_train + n_val + n_test = {sum(self.sizes)} but the {self.source} images hold only "
-                             f"{len(keep)} examples of digits {self.digits}")
+            raise ValueError(
+                f"n_train + n_val + n_test = {sum(self.sizes)} but the {self.source} images hold only "
+                f"{len(keep)} examples of digits {self.digits}"
+            )
         keep = np.random.default_rng(self.seed).permutation(keep)
         x = torch.from_numpy(images[keep]).flatten(1)
         if self.unit_norm:

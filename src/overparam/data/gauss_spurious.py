@@ -36,7 +36,9 @@ class GaussSpurious(GroupDataModule):
         if len(train_group_sizes) != 4 or min(train_group_sizes) < 1:
             raise ValueError(f"train_group_sizes must be 4 positive counts, got {list(train_group_sizes)!r}")
         if min(d_core, d_spurious) < 1 or d_noise < 0:
-            raise ValueError(f"d_core and d_spurious must be ≥ 1 and d_noise ≥ 0, got {d_core}, {d_spurious}, {d_noise}")
+            raise ValueError(
+                f"d_core and d_spurious must be ≥ 1 and d_noise ≥ 0, got {d_core}, {d_spurious}, {d_noise}"
+            )
         self.train_group_sizes, self.eval_group_size = list(train_group_sizes), eval_group_size
         self.dims = (d_core, d_spurious, d_noise)
         self.core_noise, self.spurious_noise = core_noise, spurious_noise
@@ -46,13 +48,17 @@ class GaussSpurious(GroupDataModule):
         y, a = (group // 2) * 2.0 - 1, (group % 2) * 2.0 - 1
         d_c, d_s, d_n = self.dims
         core = (y[:, None] + self.core_noise * torch.randn(len(y), d_c, generator=generator)) / d_c**0.5
-        spurious = (a[:, None] + self.spurious_noise * torch.randn(len(y), d_s, generator=generator)) / d_s**0.5
+        spurious = (
+            a[:, None] + self.spurious_noise * torch.randn(len(y), d_s, generator=generator)
+        ) / d_s**0.5
         noise = torch.randn(len(y), d_n, generator=generator) / max(d_n, 1) ** 0.5
         return torch.cat([core, spurious, noise], dim=1), group
 
     def build_splits(self):
         gen = torch.Generator().manual_seed(self.seed)
-        parts = [self.sample(sizes, gen) for sizes in (self.train_group_sizes, [self.eval_group_size] * 4,
-                                                        [self.eval_group_size] * 4)]
+        parts = [
+            self.sample(sizes, gen)
+            for sizes in (self.train_group_sizes, [self.eval_group_size] * 4, [self.eval_group_size] * 4)
+        ]
         scale = parts[0][0].norm(dim=1).max()
         return tuple(TensorSplit(x / scale, encode_labels(g // 2, self.labels), g) for x, g in parts)

@@ -39,19 +39,36 @@ class ImageSplit(Dataset):
 
 def normalized(*steps: v2.Transform) -> v2.Compose:
     """PIL image -> float tensor normalised with the ImageNet statistics, after the given steps."""
-    return v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            *steps,
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def image_splits(
-    paths: list[Path], y: Tensor, spurious: Tensor, split: Tensor, transforms: tuple[v2.Transform, ...], labels: str
+    paths: list[Path],
+    y: Tensor,
+    spurious: Tensor,
+    split: Tensor,
+    transforms: tuple[v2.Transform, ...],
+    labels: str,
 ) -> tuple[ImageSplit, ...]:
     """Train/val/test `ImageSplit`s (split ids 0/1/2) with groups 2·y + spurious attribute."""
     splits = []
     for k, transform in enumerate(transforms):
         rows = torch.nonzero(split == k).flatten()
-        splits.append(ImageSplit([paths[i] for i in rows], encode_labels(y[rows], labels),
-                                 2 * y[rows] + spurious[rows], transform))
+        splits.append(
+            ImageSplit(
+                [paths[i] for i in rows],
+                encode_labels(y[rows], labels),
+                2 * y[rows] + spurious[rows],
+                transform,
+            )
+        )
     return tuple(splits)
 
 
@@ -61,7 +78,9 @@ def require_files(dataset: str, root: Path, needed: list[str], layout: str) -> N
         options = name.split("|")
         if not any((root / option).exists() for option in options):
             missing = " or ".join(str(root / option) for option in options)
-            raise FileNotFoundError(f"{dataset} not found: {missing} is missing; data.root must hold {layout}.")
+            raise FileNotFoundError(
+                f"{dataset} not found: {missing} is missing; data.root must hold {layout}."
+            )
 
 
 def check_images_exist(paths: list[Path], table: Path) -> None:

@@ -44,14 +44,17 @@ class Waterbirds(GroupDataModule):
         table = pd.read_csv(metadata)
         missing = {"img_filename", "y", "split", "place"} - set(table.columns)
         if missing:
-            raise ValueError(f"{metadata} lacks the column(s) {', '.join(sorted(missing))}; expected {LAYOUT}.")
+            raise ValueError(
+                f"{metadata} lacks the column(s) {', '.join(sorted(missing))}; expected {LAYOUT}."
+            )
         paths = [self.root / name for name in table["img_filename"]]
         check_images_exist(paths, metadata)
         y, place = torch.tensor(table["y"].values), torch.tensor(table["place"].values)
         split = torch.tensor(table["split"].values)
         size = self.image_size
-        train_tf = normalized(v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)),
-                              v2.RandomHorizontalFlip())
+        train_tf = normalized(
+            v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)), v2.RandomHorizontalFlip()
+        )
         resized = round(size * 256 / 224)
         eval_tf = normalized(v2.Resize((resized, resized)), v2.CenterCrop(size))
         return image_splits(paths, y, place, split, (train_tf, eval_tf, eval_tf), self.labels)

@@ -8,8 +8,10 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-WEIGHTS = {"resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
-           "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1}
+WEIGHTS = {
+    "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+    "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
+}
 
 
 class ResNet(nn.Module):
@@ -20,13 +22,20 @@ class ResNet(nn.Module):
     """
 
     def __init__(
-        self, in_shape: tuple[int, ...], out_features: int, arch: str, pretrained: bool, weights_path: str | None
+        self,
+        in_shape: tuple[int, ...],
+        out_features: int,
+        arch: str,
+        pretrained: bool,
+        weights_path: str | None,
     ) -> None:
         super().__init__()
         if arch not in WEIGHTS:
             raise ValueError(f"arch must be one of {', '.join(WEIGHTS)}, got {arch!r}")
         if in_shape[0] != 3:
-            raise ValueError(f"{arch} needs RGB images (3 channels), but the data has shape {tuple(in_shape)}")
+            raise ValueError(
+                f"{arch} needs RGB images (3 channels), but the data has shape {tuple(in_shape)}"
+            )
         self.net = getattr(torchvision.models, arch)(weights=None)
         if pretrained:
             self.net.load_state_dict(torch.load(pretrained_file(arch, weights_path), map_location="cpu"))
@@ -37,9 +46,13 @@ class ResNet(nn.Module):
 
 
 def pretrained_file(arch: str, weights_path: str | None) -> Path:
-    """The local file holding torchvision's ImageNet weights for `arch`, or one sentence on where to put it."""
+    """The local file of torchvision's ImageNet weights for `arch`, or one sentence on where to put it."""
     file_name = Path(WEIGHTS[arch].url).name
-    path = Path(weights_path).expanduser() if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    path = (
+        Path(weights_path).expanduser()
+        if weights_path
+        else Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    )
     if not path.is_file():
         raise FileNotFoundError(
             f"pretrained weights for {arch} not found at {path}: copy {file_name} (from {WEIGHTS[arch].url}) "

@@ -25,7 +25,9 @@ class ImportanceWeighting(Reweighter):
         counts = torch.as_tensor(group_counts, dtype=torch.float64)
         if (counts == 0).any():
             empty = torch.nonzero(counts == 0).flatten().tolist()
-            raise ValueError(f"group_counts has empty group(s) {empty}; importance weights 1/n_k need every group")
+            raise ValueError(
+                f"group_counts has empty group(s) {empty}; importance weights 1/n_k need every group"
+            )
         self.mode = mode
         self.register_buffer("inverse_counts", (1.0 / counts).float())
 
@@ -37,4 +39,3 @@ class ImportanceWeighting(Reweighter):
 
     def sample_weights(self, train_groups: Tensor) -> Tensor | None:
         return self.inverse_counts[train_groups] if self.mode == "sampler" else None
-
