@@ -28,7 +28,7 @@ def test_colored_mnist_colour_agrees_with_label_in_train_and_is_balanced_elsewhe
 
 
 def test_digit_pairs_give_pm1_labels_unit_norm_and_full_batch():
-    data = DigitPairs("mnist", [0, 1], n_train=6, n_val=10, n_test=10, unit_norm=True, batch_size=None)
+    data = DigitPairs("mnist", [0, 1], n_train=6, n_val=10, n_test=10, input_norm="unit", batch_size=None)
     data.setup()
     batches = list(data.train_dataloader())
     assert len(batches) == 1 and batches[0].x.shape == (6, 784)
@@ -39,7 +39,7 @@ def test_digit_pairs_give_pm1_labels_unit_norm_and_full_batch():
 
 def test_sklearn_digit_pairs_with_01_labels():
     data = DigitPairs(
-        "digits", [3, 8], n_train=50, n_val=20, n_test=20, unit_norm=False, batch_size=16, labels="01"
+        "digits", [3, 8], n_train=50, n_val=20, n_test=20, input_norm="raw", batch_size=16, labels="01"
     )
     data.setup()
     assert data.in_shape == (64,) and data.n_outputs == 1 and data.label_threshold == 0.5
@@ -53,3 +53,25 @@ def test_gauss_spurious_group_sizes_and_norm():
     assert float(data.train.x.norm(dim=1).max()) <= 1.0 + 1e-6
     spurious = data.train.x[:, 10:20].sum(1)
     assert bool(((spurious > 0) == (data.train.group % 2 == 1)).all())  # the spurious block is clean
+
+
+def test_seed000_six_images_are_the_first_five_zeros_and_the_first_one():
+    data = DigitPairs(
+        "mnist",
+        [0, 1],
+        n_train=6,
+        n_val=20,
+        n_test=200,
+        input_norm="raw",
+        batch_size=None,
+        class_counts=[5, 1],
+        pick="first",
+    )
+    data.setup()
+    norms = data.train.x.norm(dim=1)
+    # Row norms of seed 000's fixture (spec §9): 10.19, 10.96, 11.30, 11.34, 12.62 and 7.64 for the 1.
+    torch.testing.assert_close(
+        norms, torch.tensor([10.189, 10.963, 11.297, 11.341, 12.624, 7.642]), atol=2e-3, rtol=0
+    )
+    assert data.train.y.tolist() == [-1.0] * 5 + [1.0] and data.group_counts.tolist() == [5, 1]
+    assert len(data.test) == 200 and not set(data.test.x.sum(1).tolist()) & set(data.train.x.sum(1).tolist())

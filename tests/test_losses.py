@@ -28,3 +28,15 @@ def test_cross_entropy_is_per_sample():
 def test_cross_entropy_refuses_a_scalar_output():
     with pytest.raises(ValueError, match="data.labels=index"):
         cross_entropy(torch.zeros(3, 1), torch.zeros(3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("left", ["vshift", "hshift", "c1"])
+def test_polynomial_tail_is_continuous_at_beta_with_the_papers_tail(left):
+    from overparam.losses import polynomial_tail
+
+    margins = torch.tensor([-1e-9, 0.0, 1.0, 3.0], dtype=torch.float64)
+    losses = polynomial_tail(
+        margins[:, None], torch.ones(4, dtype=torch.float64), alpha=1.0, beta=0.0, left=left
+    )
+    torch.testing.assert_close(losses[0], torch.tensor(1.0, dtype=torch.float64), atol=1e-8, rtol=0)
+    torch.testing.assert_close(losses[1:], torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64))  # 1/(m+1)

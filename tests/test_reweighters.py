@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from conftest import CONF
+from conftest import CONF, compose_config
 from overparam.weighting.gdro import GroupDRO
 from overparam.weighting.iw import ImportanceWeighting
 
@@ -16,8 +15,8 @@ COUNTS = torch.tensor([40, 10, 5, 45])
 GROUPS = torch.repeat_interleave(torch.arange(4), COUNTS)  # the full training set, group-sorted
 
 
-def build(path, **overrides):
-    node = OmegaConf.merge(OmegaConf.load(path), overrides)
+def build(path):
+    node = compose_config([f"weighting={path.stem}"]).weighting
     return instantiate(node, n_groups=4, group_counts=COUNTS, n_train=int(COUNTS.sum()))
 
 
@@ -87,3 +86,54 @@ def test_gdro_with_an_absent_group_renormalises_over_present_ones():
     present = gdro.g[[0, 1, 3]] / gdro.g[[0, 1, 3]].sum()
     torch.testing.assert_close(q, torch.stack([present[0] / 2, present[0] / 2, present[1], present[2]]))
     assert float(gdro.g[2]) < 0.25  # absent group: L_k = 0, so it shrinks relative to the rest
+
+
+def test_cvar_puts_mass_one_over_alpha_n_on_the_worst_losses():
+    from overparam.weighting.cvar import cvar_weights
+
+    losses = torch.tensor([0.3, 2.0, 0.1, 1.5, 0.2, 0.9, 0.4, 0.0, 0.8, 1.1])
+    q = cvar_weights(losses, alpha=0.25)  # αn = 2.5: two samples at 0.4, the third at 0.2
+    expected = torch.zeros(10)
+    expected[[1, 3]] = 0.4
+    expected[9] = 0.2
+    torch.testing.assert_close(q, expected)
+    assert float((q * losses).sum()) == pytest.approx((2.0 + 1.5) * 0.4 + 1.1 * 0.2)
+
+
+def test_chi2_weights_solve_the_dual_exactly():
+    from scipy.optimize import minimize_scalar
+
+    from overparam.weighting.chi2 import chi2_dual_eta, chi2_weights, radius_from_alpha
+
+    losses = torch.rand(50, generator=torch.Generator().manual_seed(3), dtype=torch.float64) ** 2 * 4
+    for rho in (0.1, 1.0, radius_from_alpha(0.2)):
+        scale = (1 + 2 * rho) ** 0.5
+
+        def dual(eta, rho_scale=scale):
+            return eta + rho_scale * float(((losses - eta).clamp(min=0) ** 2).mean()) ** 0.5
+
+        reference = minimize_scalar(
+            dual, bounds=(-20, float(losses.max())), method="bounded", options={"xatol": 1e-12}
+        )
+        eta = chi2_dual_eta(losses, rho)
+        assert dual(eta) <= reference.fun + 1e-10
+        q = chi2_weights(losses, rho)
+        chi2_divergence = 0.5 * float(((q * len(q) - 1) ** 2).mean())
+        assert chi2_divergence == pytest.approx(rho, rel=1e-6)  # the constraint is active at the optimum
+        order = torch.argsort(losses)
+        assert bool((q[order].diff() >= -1e-12).all())  # monotone in the loss
+
+
+def test_doro_matches_the_authors_robust_cvar_slice():
+    from overparam.weighting.doro import DORO
+
+    losses = torch.rand(200, generator=torch.Generator().manual_seed(0))
+    eps, alpha, n = 0.05, 0.1, 200
+    q = DORO(1, torch.tensor([n]), n, eps=eps, base="cvar", alpha=alpha, rho=1.0)(
+        losses, torch.zeros(n, dtype=torch.long), torch.arange(n)
+    )
+    n1, n2 = int(n * (eps + alpha * (1 - eps))), int(n * eps)
+    ranked = torch.sort(losses).values
+    authors = ranked[n - n1 : n - n2].mean()
+    assert float((q * losses).sum()) == pytest.approx(float(authors), rel=2e-2)
+    assert float(q[torch.argsort(losses, descending=True)[: int(n * eps)]].sum()) == 0.0

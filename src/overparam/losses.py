@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -25,3 +28,31 @@ def logistic(outputs: Tensor, targets: Tensor) -> Tensor:
     if outputs.shape[-1] != 1:
         raise ValueError("loss=logistic needs a scalar output and ±1 targets: set data.labels=pm1")
     return F.softplus(-targets.to(outputs.dtype) * outputs.squeeze(-1))
+
+
+POLY_LEFT_BRANCHES = ("vshift", "hshift", "c1")
+
+
+def polynomial_tail(outputs: Tensor, targets: Tensor, alpha: float, beta: float, left: str) -> Tensor:
+    """Polynomially-tailed loss of seed 000 eq. 19 (Wang et al. 2022) on the margin m = y·f(x).
+
+    ℓ(m) = [m − (β − 1)]^(−α) for m ≥ β, and a logistic left branch that equals 1 at m = β:
+    `vshift` log(1+e^−m) − log(1+e^−β) + 1 (the literal reading), `hshift`
+    log(1 + exp(−(m − β) + log(e − 1))), or `c1` softplus(−2α·log2·(m − β))/log 2 (convex, C¹).
+    """
+    if left not in POLY_LEFT_BRANCHES:
+        raise ValueError(f"left must be one of {', '.join(POLY_LEFT_BRANCHES)}, got {left!r}")
+    if outputs.shape[-1] != 1:
+        raise ValueError("loss=polynomial_tail needs a scalar output and ±1 targets: set data.labels=pm1")
+    m = targets.to(outputs.dtype) * outputs.squeeze(-1)
+    right = (m.clamp(min=beta) - (beta - 1)).pow(-alpha)
+    shifted = m.clamp(max=beta) - beta
+    if left == "vshift":
+        left_branch = F.softplus(-m.clamp(max=beta)) - F.softplus(torch.tensor(-beta, dtype=m.dtype)) + 1
+    elif left == "hshift":
+        left_branch = F.softplus(-shifted + torch.log(torch.tensor(torch.e - 1, dtype=m.dtype)))
+    else:
+        left_branch = F.softplus(
+            -2 * alpha * torch.log(torch.tensor(2.0, dtype=m.dtype)) * shifted
+        ) / math.log(2)
+    return torch.where(m >= beta, right, left_branch)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parameters_to_vector
 
 from overparam.data.base import Batch
 from overparam.metrics import GroupMetrics
@@ -42,14 +44,28 @@ class ReweightedModule(L.LightningModule):
         group_counts: Tensor,
         label_threshold: float,
         inner_steps: int = 1,
+        l2_to_init: float = 0.0,
+        log_grid_per_decade: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(inner_steps, int) or inner_steps < 1:
             raise ValueError(f"inner_steps must be an integer ≥ 1, got {inner_steps!r}")
+        if not isinstance(l2_to_init, (int, float)) or l2_to_init < 0:
+            raise ValueError(f"l2_to_init must be a number ≥ 0 (μ of μ/2‖θ − θ0‖²), got {l2_to_init!r}")
+        if log_grid_per_decade is not None and (
+            not isinstance(log_grid_per_decade, int) or log_grid_per_decade < 1
+        ):
+            raise ValueError(
+                f"log_grid_per_decade must be a positive integer or null, got {log_grid_per_decade!r}"
+            )
         self.save_hyperparameters(ignore=["net", "loss_fn", "reweighter", "optimizer"])
         self.automatic_optimization = False
         self.net, self.loss_fn, self.reweighter, self.optimizer_factory = net, loss_fn, reweighter, optimizer
         self.inner_steps, self.label_threshold = inner_steps, label_threshold
+        self.l2_to_init, self.log_grid_per_decade = float(l2_to_init), log_grid_per_decade
+        # θ0 of the init-centred penalty, checkpointed with the module (only when the penalty is on).
+        theta0 = parameters_to_vector(net.parameters()).detach().clone() if l2_to_init > 0 else None
+        self.register_buffer("theta0", theta0)
         self.train_metrics = GroupMetrics(group_names, group_counts)
         self.val_metrics = GroupMetrics(group_names, group_counts)
         self.test_metrics = GroupMetrics(group_names, group_counts)
@@ -64,10 +80,21 @@ class ReweightedModule(L.LightningModule):
         return (outputs.squeeze(-1) > self.label_threshold) == (y > self.label_threshold)
 
     def steps_in_chunk(self) -> int:
-        max_steps = self.trainer.max_steps if self.trainer else -1
-        if max_steps is None or max_steps < 0:
-            return self.inner_steps
-        return max(1, min(self.inner_steps, max_steps - self.trainer.global_step))
+        """Optimizer steps for this `training_step`: up to `inner_steps`, ending on the next log-grid point."""
+        step, steps = self.trainer.global_step, self.inner_steps
+        if self.log_grid_per_decade:
+            steps = min(steps, next_log_grid_step(step, self.log_grid_per_decade) - step)
+        if self.trainer.max_steps is not None and self.trainer.max_steps >= 0:
+            steps = min(steps, self.trainer.max_steps - step)
+        return max(1, steps)
+
+    def objective(self, losses: Tensor, q: Tensor) -> Tensor:
+        """Σ_i q_i ℓ_i (+ μ/2 ‖θ − θ0‖², the penalty centred at the initialization)."""
+        objective = (q * losses).sum()
+        if self.l2_to_init > 0:
+            theta = parameters_to_vector(self.net.parameters())
+            objective = objective + 0.5 * self.l2_to_init * (theta - self.theta0).pow(2).sum()
+        return objective
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
         optimizer = self.optimizers()
@@ -76,7 +103,7 @@ class ReweightedModule(L.LightningModule):
             outputs = self.net(batch.x)
             losses = self.loss_fn(outputs, batch.y)
             q = self.reweighter(losses, batch.group, batch.index)
-            objective = (q * losses).sum()
+            objective = self.objective(losses, q)
             self.manual_backward(objective)
             optimizer.step()
         value = objective.item()
@@ -112,3 +139,11 @@ class ReweightedModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.net.parameters())
+
+
+def next_log_grid_step(step: int, per_decade: int) -> int:
+    """The smallest step > `step` on the grid {round(10^(k/per_decade)) : k = 0, 1, ...}."""
+    k = max(0, math.floor(per_decade * math.log10(max(step, 1))) - 1)
+    while round(10 ** (k / per_decade)) <= step:
+        k += 1
+    return round(10 ** (k / per_decade))

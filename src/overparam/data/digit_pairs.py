@@ -8,12 +8,17 @@ import torch
 from overparam.data.base import GroupDataModule, TensorSplit, encode_labels
 from overparam.data.sources import load_digit_images
 
+INPUT_NORMS = ("raw", "unit", "sqrt_d")
+PICKS = ("first", "random")
+
 
 class DigitPairs(GroupDataModule):
-    """Two digits as a binary task: `digits[0]` is class 0, `digits[1]` class 1.
+    """Two digits as a binary task: `digits[0]` is class 0 (group 0), `digits[1]` class 1 (group 1).
 
-    Inputs are flattened; `unit_norm` rescales each to ‖x‖ = 1. `n_train` subsamples the training set
-    (the theory experiments use a handful of images).
+    Inputs are flattened pixels in [0, 1] (`input_norm=raw`), rescaled to ‖x‖ = 1 (`unit`) or to
+    ‖x‖ = √d (`sqrt_d`, the NTK convention). The training set is `n_train` images drawn from both digits,
+    or exactly `class_counts` of each (seed 000's six images are `class_counts=[5, 1]`, `pick=first`:
+    the first five 0s and the first 1 of the file). Validation and test come from the remaining images.
     """
 
     def __init__(
@@ -23,8 +28,10 @@ class DigitPairs(GroupDataModule):
         n_train: int,
         n_val: int,
         n_test: int,
-        unit_norm: bool,
+        input_norm: str,
         batch_size: int | None,
+        class_counts: list[int] | None = None,
+        pick: str = "random",
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         labels: str = "pm1",
@@ -37,25 +44,50 @@ class DigitPairs(GroupDataModule):
             raise ValueError(f"digits must be two different digits in 0..9, got {list(digits)!r}")
         if min(n_train, n_val, n_test) < 1:
             raise ValueError(f"n_train, n_val and n_test must be ≥ 1, got {n_train}, {n_val}, {n_test}")
-        self.source, self.digits, self.unit_norm = source, tuple(digits), unit_norm
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
+        if pick not in PICKS:
+            raise ValueError(f"pick must be one of {', '.join(PICKS)}, got {pick!r}")
+        if class_counts is not None and (len(class_counts) != 2 or min(class_counts) < 1):
+            raise ValueError(f"class_counts must be two positive counts or null, got {class_counts!r}")
+        self.source, self.digits, self.input_norm, self.pick = source, tuple(digits), input_norm, pick
+        self.class_counts = list(class_counts) if class_counts is not None else None
         self.sizes = (n_train, n_val, n_test)
         self.group_names = tuple(f"digit{d}" for d in self.digits)
 
+    def training_rows(self, digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        by_class = [np.flatnonzero(digit == d) for d in self.digits]
+        if self.pick == "random":
+            by_class = [rng.permutation(rows) for rows in by_class]
+        if self.class_counts is not None:
+            return np.concatenate([rows[:count] for rows, count in zip(by_class, self.class_counts)])
+        pooled = (
+            np.sort(np.concatenate(by_class))
+            if self.pick == "first"
+            else rng.permutation(np.concatenate(by_class))
+        )
+        return pooled[: self.sizes[0]]
+
     def build_splits(self):
         images, digit = load_digit_images(self.source)
-        keep = np.flatnonzero(np.isin(digit, self.digits))
-        if sum(self.sizes) > len(keep):
+        rng = np.random.default_rng(self.seed)
+        train_rows = self.training_rows(digit, rng)
+        rest = rng.permutation(np.setdiff1d(np.flatnonzero(np.isin(digit, self.digits)), train_rows))
+        n_val, n_test = self.sizes[1:]
+        if n_val + n_test > len(rest):
             raise ValueError(
-                f"n_train + n_val + n_test = {sum(self.sizes)} but the {self.source} images hold only "
-                f"{len(keep)} examples of digits {self.digits}"
+                f"n_val + n_test = {n_val + n_test} but only {len(rest)} images of digits "
+                f"{self.digits} remain after the training set in the {self.source} data"
             )
-        keep = np.random.default_rng(self.seed).permutation(keep)
-        x = torch.from_numpy(images[keep]).flatten(1)
-        if self.unit_norm:
-            x = x / x.norm(dim=1, keepdim=True)
-        cls = torch.from_numpy((digit[keep] == self.digits[1]).astype(np.int64))
-        bounds = np.cumsum((0,) + self.sizes)
-        return tuple(
-            TensorSplit(x[a:b], encode_labels(cls[a:b], self.labels), cls[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:])
-        )
+        splits = []
+        for rows in (train_rows, rest[:n_val], rest[n_val : n_val + n_test]):
+            x = torch.from_numpy(images[rows]).flatten(1)
+            if self.input_norm != "raw":
+                x = (
+                    x
+                    / x.norm(dim=1, keepdim=True)
+                    * (x.shape[1] ** 0.5 if self.input_norm == "sqrt_d" else 1.0)
+                )
+            cls = torch.from_numpy((digit[rows] == self.digits[1]).astype(np.int64))
+            splits.append(TensorSplit(x, encode_labels(cls, self.labels), cls))
+        return tuple(splits)

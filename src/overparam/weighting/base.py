@@ -15,6 +15,8 @@ class Reweighter(nn.Module):
     into a sampler.
     """
 
+    static = False  # True when q depends only on the groups (ERM, IW): closed forms θ*_μ exist then
+
     def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:
         super().__init__()
         self.n_groups, self.n_train = n_groups, n_train

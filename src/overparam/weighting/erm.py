@@ -11,6 +11,8 @@ from overparam.weighting.base import Reweighter
 class ERM(Reweighter):
     """Uniform weights over the batch (seed 001 §2.1)."""
 
+    static = True
+
     def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:
         super().__init__(n_groups, group_counts, n_train)
 

@@ -29,6 +29,7 @@ class ImportanceWeighting(Reweighter):
                 f"group_counts has empty group(s) {empty}; importance weights 1/n_k need every group"
             )
         self.mode = mode
+        self.static = mode == "loss"
         self.register_buffer("inverse_counts", (1.0 / counts).float())
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:

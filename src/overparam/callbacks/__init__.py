@@ -1,0 +1,1 @@
+"""Lightning callbacks that observe training: theory probes and parameter snapshots."""

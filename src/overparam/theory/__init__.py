@@ -1,0 +1,1 @@
+"""Closed forms as plain torch functions (no Lightning): interpolators, kernels, bounds."""
