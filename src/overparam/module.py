@@ -80,7 +80,7 @@ class ReweightedModule(L.LightningModule):
         return (outputs.squeeze(-1) > self.label_threshold) == (y > self.label_threshold)
 
     def steps_in_chunk(self) -> int:
-        """Optimizer steps for this `training_step`: up to `inner_steps`, ending on the next log-grid point."""
+        """Optimizer steps of this `training_step`: up to `inner_steps`, ending at the next log-grid step."""
         step, steps = self.trainer.global_step, self.inner_steps
         if self.log_grid_per_decade:
             steps = min(steps, next_log_grid_step(step, self.log_grid_per_decade) - step)

@@ -1,4 +1,4 @@
-"""χ²-DRO (Hashimoto et al. 2018): the worst reweighting within a χ² ball around the empirical distribution."""
+"""χ²-DRO (Hashimoto et al. 2018): the worst reweighting in a χ² ball around the empirical distribution."""
 
 from __future__ import annotations
 
