@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-all lint bench clean
+.PHONY: setup train test test-all lint figures clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,14 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q
+
+# Regenerates the README gallery: each figure's sweep, then its plot into docs/figures/.
+GALLERY := grw_fig1 grw_fig2 grw_fig3 grw_width
+figures: setup
+	for e in $(GALLERY); do \
+	  $(BIN)/python train.py -m +experiment=$$e '~callbacks.checkpoint' hydra.sweep.dir=multirun/$$e/gallery && \
+	  $(BIN)/python -m overparam.results multirun/$$e/gallery --out docs/figures || exit 1; \
+	done
 
 lint: setup
 	$(BIN)/ruff check src tests train.py

@@ -79,7 +79,7 @@ def fig2_runs(tmp_path_factory):
 
 def test_fig2_static_methods_reach_the_regularized_closed_form(fig2_runs):
     """A2.1: ERM and IW reach θ*_μ = θ0 + Xᵀ(QXXᵀ + μI)⁻¹Q(y − Xθ0) (relative error ≤ 1e-8)."""
-    for (weighting, mu), (_, curves, snap) in fig2_runs.items():
+    for (weighting, _mu), (_, curves, snap) in fig2_runs.items():
         if weighting != "gdro_nu1":
             assert last(curves, "theory/dist_to_regularized") <= 1e-8 * float(snap["theta"][-1].norm())
 
