@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -137,3 +138,47 @@ def test_doro_matches_the_authors_robust_cvar_slice():
     authors = ranked[n - n1 : n - n2].mean()
     assert float((q * losses).sum()) == pytest.approx(float(authors), rel=2e-2)
     assert float(q[torch.argsort(losses, descending=True)[: int(n * eps)]].sum()) == 0.0
+
+
+def test_jtt_upweights_the_error_set_of_its_first_stage_and_restarts_the_model(tmp_path):
+    from conftest import QUIET
+    from overparam.train import run
+
+    cfg = compose_config(
+        [
+            *QUIET,
+            "weighting=jtt",
+            "weighting.identification_steps=30",
+            "weighting.upweight=20",
+            "trainer.max_epochs=3",
+            "+callbacks.probe._target_=test_reweighters.InitProbe",
+        ],
+        tmp_path,
+    )
+    run(cfg)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    error_set, stage = (
+        state["state_dict"]["reweighter.error_set"],
+        state["state_dict"]["reweighter.second_stage"],
+    )
+    assert bool(stage) and 0 < int(error_set.sum()) < len(error_set) // 2
+    assert InitProbe.restarted  # the network went back to θ0 at the switch
+    jtt = instantiate(cfg.weighting, n_groups=4, group_counts=COUNTS, n_train=len(error_set))
+    jtt.start_second_stage(error_set)
+    index = torch.arange(len(error_set))
+    q = jtt(torch.ones(len(error_set)), torch.zeros(len(error_set), dtype=torch.long), index)
+    assert torch.isclose(q[error_set][0] / q[~error_set][0], torch.tensor(20.0))
+
+
+class InitProbe(L.Callback):
+    """Records whether the network's parameters returned to their initial values during training."""
+
+    restarted = False
+
+    def on_fit_start(self, trainer, pl_module):
+        self.start = [p.detach().clone() for p in pl_module.net.parameters()]
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        now = list(pl_module.net.parameters())
+        if trainer.global_step > 0 and all(torch.equal(a, b) for a, b in zip(self.start, now)):
+            InitProbe.restarted = True

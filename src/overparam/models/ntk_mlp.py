@@ -53,8 +53,8 @@ class NTKMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = x.flatten(1)  # (n, d_0)
-        for l, (W, b) in enumerate(zip(self.W, self.b)):
+        for layer, (W, b) in enumerate(zip(self.W, self.b)):
             h = h @ W.T / math.sqrt(W.shape[1]) + self.beta * b  # (n, d_{l+1})
-            if l < len(self.W) - 1:
+            if layer < len(self.W) - 1:
                 h = self.sigma(h)
         return h

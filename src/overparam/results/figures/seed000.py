@@ -90,7 +90,7 @@ def fig2(sweep_dir: Path):
     for ax in axes:
         ax.legend(fontsize=8)
     fig.suptitle(
-        "Seed 000 Fig. 2: a small penalty changes nothing; only one that keeps the loss up separates the methods"
+        "Seed 000 Fig. 2: a small penalty changes nothing; only one keeping the loss up separates the methods"
     )
     fig.tight_layout()
     return fig
