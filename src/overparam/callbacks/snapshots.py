@@ -12,11 +12,13 @@ from torch.nn.utils import parameters_to_vector
 class ParameterSnapshots(L.Callback):
     """Keeps θ_t (float64, CPU) at step 0 and after every `training_step` (the log grid in full-batch runs),
     and the model's outputs on the test split at the end, so that two runs started from the same θ0 can
-    be compared afterwards (`overparam.results.gaps`). Writes `<dirpath>/snapshots.pt` at the end of fit.
+    be compared afterwards (`overparam.results.figures.seed000.weight_gaps`). Writes
+    `<dirpath>/snapshots.pt` at the end of fit. For large models set `parameters=false` to keep only the
+    step numbers and the final test outputs.
     """
 
-    def __init__(self, dirpath: str) -> None:
-        self.path = Path(dirpath) / "snapshots.pt"
+    def __init__(self, dirpath: str, parameters: bool = True) -> None:
+        self.path, self.parameters = Path(dirpath) / "snapshots.pt", parameters
         self.steps: list[int] = []
         self.thetas: list[torch.Tensor] = []
 
@@ -24,7 +26,8 @@ class ParameterSnapshots(L.Callback):
         if self.steps and self.steps[-1] == step:
             return
         self.steps.append(step)
-        self.thetas.append(parameters_to_vector(pl_module.net.parameters()).detach().double().cpu())
+        if self.parameters:
+            self.thetas.append(parameters_to_vector(pl_module.net.parameters()).detach().double().cpu())
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.record(trainer.global_step, pl_module)
@@ -41,7 +44,7 @@ class ParameterSnapshots(L.Callback):
         torch.save(
             {
                 "step": torch.tensor(self.steps),
-                "theta": torch.stack(self.thetas),
+                "theta": torch.stack(self.thetas) if self.thetas else None,
                 "test_outputs": test_outputs,
             },
             self.path,

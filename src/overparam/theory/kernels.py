@@ -42,3 +42,22 @@ def unflatten_like(model: nn.Module, theta: Tensor) -> dict[str, Tensor]:
         out[name] = theta[offset : offset + p.numel()].view_as(p)
         offset += p.numel()
     return out
+
+
+def kernel_regression_limit(
+    K_test_train: Tensor, K_train: Tensor, y: Tensor, f0_train: Tensor, f0_test: Tensor
+) -> Tensor:
+    """f*(x) = f0(x) + Θ(x, X) Θ(X, X)⁻¹ (y − f0(X)): where GD on the linearized model converges for any
+    reweighting that satisfies Assumption 1 (seed 000 §3.3, seed 001 P2).
+
+    Args:
+        K_test_train: Θ(x, X) `(m, n)`.
+        K_train: Θ(X, X) `(n, n)`, positive definite.
+        y: training targets `(n,)`.
+        f0_train: the network at θ0 on the training inputs `(n,)`.
+        f0_test: the network at θ0 on the test inputs `(m,)`.
+
+    Returns:
+        f*(x) on the test inputs `(m,)`.
+    """
+    return f0_test + K_test_train @ torch.linalg.solve(K_train, y - f0_train)
