@@ -33,8 +33,9 @@ def test_zero_last_layer_makes_every_other_gradient_vanish_at_init():
 
 def test_linearized_model_is_exactly_first_order_in_theta():
     torch.manual_seed(1)
-    model = Linearized((5,), 1, partial(NTKMLP, width=32, depth=1, activation="tanh", beta=0.1,
-                                        last_layer_init="gaussian")).double()
+    model = Linearized(
+        (5,), 1, partial(NTKMLP, width=32, depth=1, activation="tanh", beta=0.1, last_layer_init="gaussian")
+    ).double()
     x = torch.randn(4, 5, dtype=torch.float64)
     f0 = model(x).detach()
     jac = parameter_jacobian(model.base, x, model.theta0())
@@ -47,14 +48,20 @@ def test_linearized_model_is_exactly_first_order_in_theta():
 
 
 def test_cor15_linearized_grw_converges_to_kernel_regression(tmp_path):
-    overrides = ["+experiment=grw_width", "model=linearized", "model.base.width=256", "weighting=iw",
-                 "trainer.max_steps=3000", *QUIET]
+    overrides = [
+        "+experiment=grw_width",
+        "model=linearized",
+        "model.base.width=256",
+        "weighting=iw",
+        "trainer.max_steps=3000",
+        *QUIET,
+    ]
     cfg = compose_config(overrides, tmp_path)
     run(cfg)
     outputs = torch.load(tmp_path / "snapshots.pt")["test_outputs"].squeeze(-1)
     # Rebuild the same θ0 (same seed) and the data, then the closed form.
-    from hydra.utils import instantiate
     import lightning as L
+    from hydra.utils import instantiate
 
     L.seed_everything(cfg.seed, verbose=False)
     data = instantiate(cfg.data)
@@ -64,6 +71,7 @@ def test_cor15_linearized_grw_converges_to_kernel_regression(tmp_path):
     x_test = data.test.x.double()
     with torch.no_grad():
         f0_train, f0_test = net(x_train).squeeze(-1), net(x_test).squeeze(-1)
-    limit = kernel_regression_limit(empirical_ntk(net, x_test, x_train), empirical_ntk(net, x_train, x_train), y,
-                                    f0_train, f0_test)
+    limit = kernel_regression_limit(
+        empirical_ntk(net, x_test, x_train), empirical_ntk(net, x_train, x_train), y, f0_train, f0_test
+    )
     assert float((outputs - limit).abs().max()) <= 1e-3

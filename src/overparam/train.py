@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from overparam.module import Diverged, ReweightedModule
 from overparam.report import print_report
+from overparam.theory.bounds import stable_learning_rate
+from overparam.theory.kernels import parameter_jacobian
 
 
 class ConfigError(ValueError):
@@ -45,6 +47,17 @@ def plain_partial(function):
     if isinstance(function, functools.partial):
         return functools.partial(function.func, *function.args, **function.keywords)
     return function
+
+
+def scaled_learning_rate(cfg: DictConfig, data, net, reweighter) -> float:
+    """`lr_scale` / (q_max · λ_max(JJᵀ)) on the full training set, with J the features at θ0."""
+    if not isinstance(cfg.lr_scale, (int, float)) or not 0 < cfg.lr_scale < 2:
+        raise ConfigError(f"lr_scale must be a number in (0, 2) (stable full-batch GD), got {cfg.lr_scale!r}")
+    if data.n_outputs != 1:
+        raise ConfigError("lr_scale needs a scalar-output model: set data.labels=pm1")
+    train = data.train[list(range(data.n_train))]
+    features = parameter_jacobian(net, train.x.to(next(net.parameters()).dtype))
+    return stable_learning_rate(features.double(), reweighter.max_weight(), cfg.lr_scale)
 
 
 def check_optimizer(cfg: DictConfig) -> None:
@@ -93,6 +106,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     data.sample_weights = reweighter.sample_weights(data.train.group)
     if data.sample_weights is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
+    optimizer = instantiate(cfg.optim)
+    if cfg.get("lr_scale") is not None:
+        optimizer = instantiate(cfg.optim, lr=scaled_learning_rate(cfg, data, net, reweighter))
     loss_fn = plain_partial(instantiate(cfg.loss))
     try:
         loss_fn(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts this data's targets
@@ -100,7 +116,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             net,
             loss_fn,
             reweighter,
-            instantiate(cfg.optim),
+            optimizer,
             data.group_names,
             data.group_counts,
             data.label_threshold,
@@ -147,6 +163,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         result.update(
             steps=trainer.global_step,
             seconds=round(time.time() - started, 3),
+            lr=optimizer.keywords.get("lr"),
             config=OmegaConf.to_container(cfg, resolve=False),
         )
         write_json(run_dir / "metrics.json", result)

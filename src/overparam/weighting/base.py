@@ -20,12 +20,17 @@ class Reweighter(nn.Module):
     def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:
         super().__init__()
         self.n_groups, self.n_train = n_groups, n_train
+        self.smallest_group = int(torch.as_tensor(group_counts).min())
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         raise NotImplementedError
 
     def sample_weights(self, train_groups: Tensor) -> Tensor | None:
         return None
+
+    def max_weight(self) -> float:
+        """An upper bound on any q_i over the full training batch (sets the stable full-batch step size)."""
+        return 1.0
 
 
 def spread_over_groups(group_mass: Tensor, groups: Tensor) -> Tensor:

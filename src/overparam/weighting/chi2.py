@@ -73,3 +73,7 @@ class ChiSquareDRO(Reweighter):
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         return chi2_weights(losses, self.rho)
+
+    def max_weight(self) -> float:
+        # ½ mean((n q − 1)²) ≤ ρ bounds every n q_i by 1 + √(2ρn).
+        return min(1.0, (1.0 + math.sqrt(2 * self.rho * self.n_train)) / self.n_train)

@@ -47,3 +47,6 @@ class CVaR(Reweighter):
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         return cvar_weights(losses, self.alpha)
+
+    def max_weight(self) -> float:
+        return min(1.0, 1.0 / (self.alpha * self.n_train))

@@ -49,3 +49,9 @@ class DORO(Reweighter):
         q = torch.zeros_like(losses)
         q[kept] = q_rest.to(losses.dtype)
         return q
+
+    def max_weight(self) -> float:
+        kept = self.n_train - math.floor(self.eps * self.n_train)
+        if self.base == "cvar":
+            return min(1.0, 1.0 / (self.alpha * kept))
+        return min(1.0, (1.0 + math.sqrt(2 * self.rho * kept)) / kept)

@@ -18,3 +18,6 @@ class ERM(Reweighter):
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         return torch.full_like(losses, 1.0 / len(losses)).detach()
+
+    def max_weight(self) -> float:
+        return 1.0 / self.n_train

@@ -36,3 +36,6 @@ class GroupDRO(Reweighter):
         log_g = torch.log(self.g) + self.eta * group_loss
         self.g.copy_(torch.softmax(log_g, dim=0))
         return spread_over_groups(self.g, groups).to(losses.dtype)
+
+    def max_weight(self) -> float:
+        return 1.0 / self.smallest_group  # all of g on the smallest group

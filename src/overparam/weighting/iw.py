@@ -38,5 +38,8 @@ class ImportanceWeighting(Reweighter):
         q = self.inverse_counts[groups].to(losses.dtype)
         return q / q.sum()
 
+    def max_weight(self) -> float:
+        return 1.0 / self.n_train if self.mode == "sampler" else 1.0 / (self.n_groups * self.smallest_group)
+
     def sample_weights(self, train_groups: Tensor) -> Tensor | None:
         return self.inverse_counts[train_groups] if self.mode == "sampler" else None

@@ -35,6 +35,9 @@ class JTT(Reweighter):
         weights = torch.where(self.error_set[index], self.upweight, 1.0).to(losses.dtype)
         return weights / weights.sum()
 
+    def max_weight(self) -> float:
+        return self.upweight / (self.upweight + self.n_train - 1)
+
     def start_second_stage(self, wrong: Tensor) -> None:
         """Fix the error set E (a boolean mask over the training set) and switch to stage 2."""
         self.error_set.copy_(wrong)

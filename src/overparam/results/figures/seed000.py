@@ -157,6 +157,9 @@ def width(sweep_dir: Path):
         ylabel="sup_x |f − f_ERM| on test images",
         title="Wide networks: GRW → ERM as the width grows",
     )
+    widths = sorted(gaps["width"].unique())
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.set_xticks([], minor=True)
     ax.legend()
     fig.tight_layout()
     return fig
