@@ -61,7 +61,7 @@ def test_group_dro_too_at_three_seeds(tmp_path, seed):
 
 
 def test_weight_decay_helps_only_when_it_keeps_the_training_loss_up(erm_and_iw):
-    """Seed 001 Thm 7 / P6c: a penalty that leaves R̂ ≤ 1e-5 changes WG by ≤ 2 pp; a gain ≥ 30 pp needs R̂ ≥ 5e-3."""
+    """Seed 001 Thm 7 / P6c: a penalty leaving R̂ ≤ 1e-5 moves WG by ≤ 2 pp; a 30 pp gain needs R̂ ≥ 5e-3."""
     (erm, _), _, tmp = erm_and_iw
     gains = {}
     for mu in (1e-6, 1e-2):
