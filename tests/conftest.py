@@ -19,7 +19,7 @@ QUIET = ["trainer=cpu", "~callbacks.progress", "+trainer.enable_progress_bar=fal
 
 def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
     """The composed `conf/train.yaml` with overrides, as `python train.py ...` would see it."""
-    extra = [f"run_dir={run_dir}"] if run_dir is not None else ["run_dir=/tmp/overparam-compose-only"]
+    extra = [f"run_dir='{run_dir}'"] if run_dir is not None else ["run_dir=/tmp/overparam-compose-only"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="train", overrides=[*overrides, *extra])
 

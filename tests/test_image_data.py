@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import QUIET, compose_config
 from fixtures import make_celeba, make_waterbirds
@@ -102,3 +103,47 @@ def test_pretrained_weights_load_from_a_file_and_missing_ones_say_where_to_put_t
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))
     with pytest.raises(FileNotFoundError, match=r"empty_cache/hub/checkpoints/resnet18-f37072fd.pth: copy"):
         ResNet((3, 8, 8), 2, "resnet18", True, None)
+
+
+def test_table1_sweep_aggregates_last_epochs_and_the_early_stopping_window(tmp_path):
+    """A miniature seed 001 Table 1 on the Waterbirds fixture: every cell is a mean ± t-CI over seeds."""
+    from overparam.results.figures.seed001 import table1_frame
+
+    root = make_waterbirds(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    jobs = [("gdro", wd, seed) for wd in (0.0, 0.1) for seed in (1, 2)] + [("erm", 0.0, 1), ("erm", 0.0, 2)]
+    for weighting, decay, seed in jobs:
+        job = sweep / f"weighting={weighting},optim.weight_decay={decay},seed={seed}"
+        cfg = compose_config(
+            [
+                "+experiment=overfit_table1_waterbirds",
+                f"data.root={root}",
+                "model=mlp",
+                "~model.pretrained",
+                "model.width=16",
+                "trainer=cpu",
+                "trainer.max_epochs=4",
+                f"weighting={weighting}",
+                f"optim.weight_decay={decay}",
+                f"seed={seed}",
+                "data.image_size=16",
+                "data.batch_size=8",
+                "data.num_workers=0",
+                *QUIET,
+            ],
+            job,
+        )
+        run(cfg)
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        (job / ".hydra" / "overrides.yaml").write_text(f"- weighting={weighting}\n")
+    summary = table1_frame(sweep, last=2, early=(1, 2))
+    assert set(summary.index) == {
+        ("ERM", 0.0, "last 2 epochs"),
+        ("ERM", 0.0, "epochs 1–2"),
+        ("Group DRO", 0.0, "last 2 epochs"),
+        ("Group DRO", 0.0, "epochs 1–2"),
+        ("Group DRO", 0.1, "last 2 epochs"),
+    }
+    assert (summary[("n", "train_acc")] == 2).all() and (summary[("ci", "worst_group_test_acc")] >= 0).all()
+    assert summary[("mean", "train_acc")].between(0, 1).all()

@@ -14,6 +14,10 @@ from overparam.data.base import Batch
 from overparam.metrics import GroupMetrics
 from overparam.weighting.base import Reweighter
 
+# What each split evaluated after an epoch is logged as; `train` is the training set in eval mode
+# (evaluation transforms), as seed 001 measures training accuracy, apart from the running `train/` metrics.
+EVAL_PREFIXES = {"val": "val", "test": "test", "train": "train_eval"}
+
 
 class Diverged(RuntimeError):
     """The training objective became NaN or infinite."""
@@ -46,6 +50,7 @@ class ReweightedModule(L.LightningModule):
         inner_steps: int = 1,
         l2_to_init: float = 0.0,
         log_grid_per_decade: int | None = None,
+        eval_splits: tuple[str, ...] = ("val",),
     ) -> None:
         super().__init__()
         if not isinstance(inner_steps, int) or inner_steps < 1:
@@ -67,7 +72,12 @@ class ReweightedModule(L.LightningModule):
         theta0 = parameters_to_vector(net.parameters()).detach().clone() if l2_to_init > 0 else None
         self.register_buffer("theta0", theta0)
         self.train_metrics = GroupMetrics(group_names, group_counts)
-        self.val_metrics = GroupMetrics(group_names, group_counts)
+        if "val" not in eval_splits or not set(eval_splits) <= set(EVAL_PREFIXES):
+            raise ValueError(
+                f"eval_splits must include val and be among val, test, train, got {list(eval_splits)}"
+            )
+        self.eval_splits = list(eval_splits)
+        self.eval_metrics = nn.ModuleList(GroupMetrics(group_names, group_counts) for _ in self.eval_splits)
         self.test_metrics = GroupMetrics(group_names, group_counts)
         self.last_finite_objective: float | None = None
 
@@ -125,8 +135,13 @@ class ReweightedModule(L.LightningModule):
             raise Diverged(self.trainer.global_step, value, self.last_finite_objective)
         self.last_finite_objective = value
         self.train_metrics.update(self.correct(outputs.detach(), batch.y), losses, batch.group)
-        # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps.
-        self.log("step", float(self.trainer.global_step), on_step=True, on_epoch=False)
+        # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps
+        # (Lightning then leaves "epoch" out, so it is logged too).
+        self.log_dict(
+            {"step": float(self.trainer.global_step), "epoch": float(self.current_epoch)},
+            on_step=True,
+            on_epoch=False,
+        )
         self.log("train/objective", objective.detach(), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
 
@@ -134,22 +149,23 @@ class ReweightedModule(L.LightningModule):
         outputs = self.net(batch.x)
         metrics.update(self.correct(outputs, batch.y), self.loss_fn(outputs, batch.y), batch.group)
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self.evaluate(batch, self.val_metrics)
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.evaluate(batch, self.eval_metrics[dataloader_idx])
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self.evaluate(batch, self.test_metrics)
 
     def log_split(self, split: str, metrics: GroupMetrics) -> None:
         logs = {f"{split}/{key}": value for key, value in metrics.compute().items()}
-        self.log_dict({**logs, "step": float(self.trainer.global_step)})
+        self.log_dict({**logs, "step": float(self.trainer.global_step), "epoch": float(self.current_epoch)})
         metrics.reset()
 
     def on_train_epoch_end(self) -> None:
         self.log_split("train", self.train_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        self.log_split("val", self.val_metrics)
+        for split, metrics in zip(self.eval_splits, self.eval_metrics):
+            self.log_split(EVAL_PREFIXES[split], metrics)
 
     def on_test_epoch_end(self) -> None:
         self.log_split("test", self.test_metrics)

@@ -104,6 +104,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         cfg, "weighting", n_groups=data.n_groups, group_counts=data.group_counts, n_train=data.n_train
     )
     data.sample_weights = reweighter.sample_weights(data.train.group)
+    data.eval_splits = list(cfg.eval_splits)
     if data.sample_weights is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
     optimizer = instantiate(cfg.optim)
@@ -123,6 +124,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             inner_steps=cfg.inner_steps,
             l2_to_init=cfg.l2_to_init,
             log_grid_per_decade=cfg.log_grid_per_decade,
+            eval_splits=tuple(cfg.eval_splits),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error

@@ -75,7 +75,8 @@ class GroupDataModule(L.LightningDataModule):
         self.num_workers, self.labels, self.seed = num_workers, labels, seed
         self.drop_last = False
         self.sample_weights: Tensor | None = None  # set by run() for sampler-based reweighting
-        self.train = self.val = self.test = None
+        self.eval_splits: list[str] = ["val"]  # set by run(): the splits evaluated after every epoch
+        self.train = self.val = self.test = self.train_eval = None
 
     # Facts about the data that the model and reweighter need (read after setup).
     @property
@@ -103,9 +104,13 @@ class GroupDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train is None:
-            self.train, self.val, self.test = self.build_splits()
+            splits = self.build_splits()
+            self.train, self.val, self.test = splits[:3]
+            # The training set seen with evaluation transforms (the same tensors for in-memory data).
+            self.train_eval = splits[3] if len(splits) > 3 else self.train
 
-    def build_splits(self) -> tuple[Dataset, Dataset, Dataset]:
+    def build_splits(self) -> tuple[Dataset, ...]:
+        """train, val, test (and optionally train with evaluation transforms)."""
         raise NotImplementedError
 
     @property
@@ -125,8 +130,9 @@ class GroupDataModule(L.LightningDataModule):
             order = RandomSampler(range(n))
         return self._loader(self.train, order, self.batch_size or n, self.drop_last)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.val)
+    def val_dataloader(self) -> list[DataLoader]:
+        splits = {"val": self.val, "test": self.test, "train": self.train_eval}
+        return [self._eval_loader(splits[name]) for name in self.eval_splits]
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test)

@@ -8,8 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
 
-from overparam.results.collect import curves  # noqa: E402
+from overparam.results.collect import curves, job_dirs, overrides, summarize  # noqa: E402
 from overparam.results.figures.seed000 import LABELS  # noqa: E402
 
 
@@ -31,5 +33,63 @@ def synthetic(sweep_dir: Path):
     axes[1].set(xscale="log", yscale="log", xlabel="GD step", title="training loss R̂")
     for ax in axes:
         ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def epoch_metrics(job: Path) -> pd.DataFrame:
+    """Per-epoch training accuracy (eval mode) and worst-group test accuracy of one run."""
+    logged = pd.read_csv(job / "metrics.csv")
+    columns = ["train_eval/avg_acc", "test/worst_group_acc"]
+    return logged.dropna(subset=columns).groupby("epoch")[columns].last()
+
+
+def table1_frame(sweep_dir: Path, last: int = 10, early: tuple[int, int] = (11, 20)) -> pd.DataFrame:
+    """Seed 001 Table 1: average training accuracy / worst-group test accuracy, mean ± 95% t-CI over seeds.
+
+    Each cell averages a run's last `last` epochs (and, at weight decay 0, epochs `early` (1-indexed) as
+    the early-stopping row) before the seeds are combined.
+    """
+    rows = []
+    for job in job_dirs(sweep_dir):
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        per_epoch = epoch_metrics(job)
+        method = overrides(job).get("weighting", config["weighting"]["_target_"].rsplit(".", 1)[-1])
+        decay = float(config["optim"]["weight_decay"])
+        windows = {f"last {last} epochs": per_epoch.iloc[-last:]}
+        if decay == 0:
+            windows[f"epochs {early[0]}–{early[1]}"] = per_epoch.iloc[early[0] - 1 : early[1]]
+        for window, part in windows.items():
+            rows.append(
+                {
+                    "method": LABELS.get(method, method),
+                    "weight_decay": decay,
+                    "window": window,
+                    "seed": config["seed"],
+                    "train_acc": part["train_eval/avg_acc"].mean(),
+                    "worst_group_test_acc": part["test/worst_group_acc"].mean(),
+                }
+            )
+    table = pd.DataFrame(rows)
+    return summarize(table, ["method", "weight_decay", "window"], ["train_acc", "worst_group_test_acc"])
+
+
+def table1(sweep_dir: Path):
+    """Table 1 as a figure: 'train acc / worst-group test acc' (%, mean ± 95% CI) per method and decay."""
+    summary = table1_frame(sweep_dir)
+    cells = [
+        [
+            f"{100 * summary.loc[index, ('mean', 'train_acc')]:.1f}±{100 * summary.loc[index, ('ci', 'train_acc')]:.1f}"
+            f" / {100 * summary.loc[index, ('mean', 'worst_group_test_acc')]:.1f}"
+            f"±{100 * summary.loc[index, ('ci', 'worst_group_test_acc')]:.1f}"
+        ]
+        for index in summary.index
+    ]
+    labels = [f"{method}, wd {decay:g}, {window}" for method, decay, window in summary.index]
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(cells) + 1))
+    ax.axis("off")
+    ax.table(
+        cellText=cells, rowLabels=labels, colLabels=["train acc / worst-group test acc (%)"], loc="center"
+    )
     fig.tight_layout()
     return fig
