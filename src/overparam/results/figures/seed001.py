@@ -77,13 +77,14 @@ def table1_frame(sweep_dir: Path, last: int = 10, early: tuple[int, int] = (11, 
 def table1(sweep_dir: Path):
     """Table 1 as a figure: 'train acc / worst-group test acc' (%, mean ± 95% CI) per method and decay."""
     summary = table1_frame(sweep_dir)
+
+    def cell(index, metric: str) -> str:
+        return (
+            f"{100 * summary.loc[index, ('mean', metric)]:.1f}±{100 * summary.loc[index, ('ci', metric)]:.1f}"
+        )
+
     cells = [
-        [
-            f"{100 * summary.loc[index, ('mean', 'train_acc')]:.1f}±{100 * summary.loc[index, ('ci', 'train_acc')]:.1f}"
-            f" / {100 * summary.loc[index, ('mean', 'worst_group_test_acc')]:.1f}"
-            f"±{100 * summary.loc[index, ('ci', 'worst_group_test_acc')]:.1f}"
-        ]
-        for index in summary.index
+        [f"{cell(index, 'train_acc')} / {cell(index, 'worst_group_test_acc')}"] for index in summary.index
     ]
     labels = [f"{method}, wd {decay:g}, {window}" for method, decay, window in summary.index]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(cells) + 1))
