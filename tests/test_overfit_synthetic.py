@@ -72,3 +72,27 @@ def test_weight_decay_helps_only_when_it_keeps_the_training_loss_up(erm_and_iw):
         if gains[mu] >= 0.30:
             assert train_loss >= 5e-3
     assert gains[1e-2] >= 0.30  # μ = 1e-2 keeps the loss up and keeps most of the early-stopping benefit
+
+
+@pytest.mark.slow
+def test_regularization_table_early_stopping_beats_every_penalty_that_lets_the_loss_vanish(tmp_path):
+    from conftest import run_cli
+    from overparam.results.figures.seed001 import synthetic_table_frame
+
+    result = run_cli(
+        [
+            "-m",
+            "+experiment=overfit_synthetic_regularization",
+            "seed=0",
+            "weighting=erm,iw",
+            "~callbacks.progress",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = synthetic_table_frame(tmp_path)
+    iw = summary.loc["iw"]
+    early_stopped, final = iw[("mean", "best/test/worst_group_acc")], iw[("mean", "test/worst_group_acc")]
+    assert (early_stopped.loc[0.0] - final.loc[0.0]) >= 0.4
+    vanishing = iw[("mean", "train/loss")] <= 1e-5
+    assert (final[vanishing] <= early_stopped.loc[0.0] - 0.3).all()

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from overparam.results.collect import curves, job_dirs, overrides, summarize  # noqa: E402
+from overparam.results.collect import collect, curves, job_dirs, overrides, summarize  # noqa: E402
 from overparam.results.figures.seed000 import LABELS  # noqa: E402
 
 
@@ -91,6 +91,39 @@ def table1(sweep_dir: Path):
     ax.axis("off")
     ax.table(
         cellText=cells, rowLabels=labels, colLabels=["train acc / worst-group test acc (%)"], loc="center"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def synthetic_table_frame(sweep_dir: Path) -> pd.DataFrame:
+    """Per method and μ: final training loss and worst-group test accuracy, and the early-stopped one."""
+    table = collect(sweep_dir)
+    table["l2_to_init"] = table["l2_to_init"].astype(float) if "l2_to_init" in table else 0.0
+    metrics = ["train/loss", "test/worst_group_acc", "best/test/worst_group_acc"]
+    return summarize(table, ["weighting", "l2_to_init"], metrics)
+
+
+def synthetic_table(sweep_dir: Path):
+    """The early-stopping vs weight-decay table of the synthetic study, as a figure."""
+    summary = synthetic_table_frame(sweep_dir)
+
+    def cell(index, metric: str, scale: float = 100) -> str:
+        mean, ci = summary.loc[index, ("mean", metric)], summary.loc[index, ("ci", metric)]
+        return f"{scale * mean:.1f}±{scale * ci:.1f}" if scale != 1 else f"{mean:.1e}"
+
+    cells = [
+        [cell(i, "train/loss", 1), cell(i, "test/worst_group_acc"), cell(i, "best/test/worst_group_acc")]
+        for i in summary.index
+    ]
+    labels = [f"{LABELS.get(w, w)}, μ = {mu:g}" for w, mu in summary.index]
+    fig, ax = plt.subplots(figsize=(9, 0.4 * len(cells) + 1))
+    ax.axis("off")
+    ax.table(
+        cellText=cells,
+        rowLabels=labels,
+        loc="center",
+        colLabels=["final train loss", "final WG test acc (%)", "early-stopped WG test acc (%)"],
     )
     fig.tight_layout()
     return fig
