@@ -1,4 +1,4 @@
-"""Seed 002 theory, no training: H∞ closed form, spectrum and label projections, complexity, Sect. 6 bounds."""
+"""Seed 002 theory, no training: H∞, spectrum and label projections, complexity, Sect. 6 bounds."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def test_empirical_gram_of_a_wide_network_approaches_h_infinity():
     X = X / X.norm(dim=1, keepdim=True)
     errors = []
     for m in (1_000, 100_000):
-        W = torch.randn(m, 10, generator=gen, dtype=torch.float64) * 1e-2  # κ = 1e-2: the indicator ignores scale
+        W = (
+            torch.randn(m, 10, generator=gen, dtype=torch.float64) * 1e-2
+        )  # κ = 1e-2: the indicator ignores scale
         active = (X @ W.T >= 0).double()
         H0 = (X @ X.T) * (active @ active.T) / m
         errors.append(float((H0 - h_infinity(X)).norm()))
@@ -61,7 +63,9 @@ def test_spectrum_decays_fast_and_true_labels_live_in_the_top_eigenvectors(mnist
     assert float(eigenvalues[-1]) > 0
     assert eigenvalues[9] / eigenvalues[0] <= 0.06 and eigenvalues.median() / eigenvalues[0] <= 5e-3
     energy_true = (vectors.T @ y) ** 2 / float(y @ y)
-    random = torch.where(torch.rand(len(y), generator=torch.Generator().manual_seed(0)) < 0.5, -1.0, 1.0).double()
+    random = torch.where(
+        torch.rand(len(y), generator=torch.Generator().manual_seed(0)) < 0.5, -1.0, 1.0
+    ).double()
     energy_random = (vectors.T @ random) ** 2 / float(random @ random)
     assert float(energy_true[:10].sum()) >= 0.85 and float(energy_random[:10].sum()) <= 0.05
     uniform = torch.arange(1, len(y) + 1, dtype=torch.float64) / len(y)
@@ -73,7 +77,10 @@ def test_complexity_measure_grows_with_the_fraction_of_random_labels(mnist01):
     X, y = mnist01
     H = h_infinity(X)
     gen = torch.Generator().manual_seed(0)
-    u, fresh = torch.rand(len(y), generator=gen), torch.where(torch.rand(len(y), generator=gen) < 0.5, -1.0, 1.0)
+    u, fresh = (
+        torch.rand(len(y), generator=gen),
+        torch.where(torch.rand(len(y), generator=gen) < 0.5, -1.0, 1.0),
+    )
     measures = [complexity_measure(H, torch.where(u < p, fresh.double(), y)) for p in torch.linspace(0, 1, 6)]
     assert all(b >= 0.98 * a for a, b in zip(measures, measures[1:]))
     assert measures[-1] / measures[0] >= 5
@@ -94,7 +101,7 @@ def test_predicted_residual_is_the_norm_of_the_linear_dynamics():
 
 @pytest.mark.parametrize("power", [1, 2, 4])
 def test_sect6_smooth_targets_have_bounded_complexity_independent_of_n(power):
-    """T6.1/T6.2/T6.5: sqrt(yᵀH⁻¹y) ≤ the Sect. 6 bound for y = (βᵀx)^p, and changes ≤ 2× from n = 200 to 2000;
+    """T6.1/T6.2/T6.5: sqrt(yᵀH⁻¹y) ≤ the Sect. 6 bound for y = (βᵀx)^p and changes ≤ 2× from n = 200 to 2000;
     random labels grow ≥ 3× over the same range."""
     gen = torch.Generator().manual_seed(power)
     beta = torch.randn(10, generator=gen, dtype=torch.float64)

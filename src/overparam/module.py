@@ -51,6 +51,7 @@ class ReweightedModule(L.LightningModule):
         l2_to_init: float = 0.0,
         log_grid_per_decade: int | None = None,
         eval_splits: tuple[str, ...] = ("val",),
+        loss_reduction: str = "mean",
     ) -> None:
         super().__init__()
         if not isinstance(inner_steps, int) or inner_steps < 1:
@@ -77,6 +78,9 @@ class ReweightedModule(L.LightningModule):
                 f"eval_splits must include val and be among val, test, train, got {list(eval_splits)}"
             )
         self.eval_splits = list(eval_splits)
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"loss_reduction must be mean or sum, got {loss_reduction!r}")
+        self.loss_reduction = loss_reduction
         self.eval_metrics = nn.ModuleList(GroupMetrics(group_names, group_counts) for _ in self.eval_splits)
         self.test_metrics = GroupMetrics(group_names, group_counts)
         self.last_finite_objective: float | None = None
@@ -101,6 +105,8 @@ class ReweightedModule(L.LightningModule):
     def objective(self, losses: Tensor, q: Tensor) -> Tensor:
         """Σ_i q_i ℓ_i (+ μ/2 ‖θ − θ0‖², the penalty centred at the initialization)."""
         objective = (q * losses).sum()
+        if self.loss_reduction == "sum":  # Σ_i ℓ_i for ERM, so a paper's η means what it says (seed 002)
+            objective = objective * len(losses)
         if self.l2_to_init > 0:
             theta = parameters_to_vector(self.net.parameters())
             objective = objective + 0.5 * self.l2_to_init * (theta - self.theta0).pow(2).sum()

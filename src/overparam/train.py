@@ -17,14 +17,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from overparam.errors import ConfigError
 from overparam.module import Diverged, ReweightedModule
 from overparam.report import print_report
 from overparam.theory.bounds import stable_learning_rate
 from overparam.theory.kernels import parameter_jacobian
-
-
-class ConfigError(ValueError):
-    """A bad config value, reported as one sentence that names the key."""
 
 
 def build(cfg: DictConfig, group: str, **facts):
@@ -57,7 +54,9 @@ def scaled_learning_rate(cfg: DictConfig, data, net, reweighter) -> float:
         raise ConfigError("lr_scale needs a scalar-output model: set data.labels=pm1")
     train = data.train[list(range(data.n_train))]
     features = parameter_jacobian(net, train.x.to(next(net.parameters()).dtype))
-    return stable_learning_rate(features.double(), reweighter.max_weight(), cfg.lr_scale)
+    # A summed loss weights every sample n times more than the simplex weights q say.
+    max_weight = reweighter.max_weight() * (data.n_train if cfg.loss_reduction == "sum" else 1)
+    return stable_learning_rate(features.double(), max_weight, cfg.lr_scale)
 
 
 def check_optimizer(cfg: DictConfig) -> None:
@@ -125,6 +124,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             l2_to_init=cfg.l2_to_init,
             log_grid_per_decade=cfg.log_grid_per_decade,
             eval_splits=tuple(cfg.eval_splits),
+            loss_reduction=cfg.loss_reduction,
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error

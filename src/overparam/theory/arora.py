@@ -1,4 +1,4 @@
-"""Two-layer ReLU networks in the kernel regime (seed 002, Arora et al. 2019): H∞, rates, complexity, bounds."""
+"""Two-layer ReLU nets in the kernel regime (seed 002, Arora et al. 2019): H∞, rates, complexity, bounds."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def predicted_residual(eigenvalues: Tensor, projections: Tensor, eta: float, ste
 def complexity_measure(H: Tensor, y: Tensor) -> float:
     """sqrt(2 yᵀ(H∞)⁻¹y / n) (eq. 10), the data-dependent complexity of Thm 5.1, in float64."""
     factor = torch.linalg.cholesky(H.double())
-    return math.sqrt(2 * float(y.double() @ torch.cholesky_solve(y.double()[:, None], factor).squeeze(1)) / len(y))
+    return math.sqrt(
+        2 * float(y.double() @ torch.cholesky_solve(y.double()[:, None], factor).squeeze(1)) / len(y)
+    )
 
 
 def generalization_bound(H: Tensor, y: Tensor, delta: float = 0.05) -> float:

@@ -1,0 +1,92 @@
+"""Seed 002 (Arora et al.): Fig. 1 (convergence vs labels, spectrum and projections) and Fig. 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+
+from overparam.results.collect import collect, curves, job_dirs  # noqa: E402
+from overparam.theory.arora import h_infinity, spectrum  # noqa: E402
+
+
+def fig1(sweep_dir: Path):
+    """Per dataset: (a/c) ‖y − u(k)‖/‖y‖ for clean, random and worst-case labels with the kernel prediction
+    dashed; (b/d) the eigenvalues of H∞ and |v_iᵀy| for each label vector."""
+    logged = curves(sweep_dir)
+    datasets = sorted(logged["data.digits"].unique())
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 3.8 * len(datasets)), squeeze=False)
+    for row, digits in zip(axes, datasets):
+        for targets, part in logged[logged["data.digits"] == digits].groupby("data.targets"):
+            part = part.dropna(subset=["train/residual"])
+            line = row[0].plot(part["step"], part["train/residual"], label=f"{targets} labels")[0]
+            row[0].plot(part["step"], part["theory/predicted_residual"], "--", color=line.get_color())
+        row[0].set(
+            xlabel="GD step",
+            ylabel="‖y − u‖ / ‖y‖",
+            title=f"digits {digits}: training residual (dashed: theory)",
+        )
+        row[0].legend()
+        for job in job_dirs(sweep_dir):
+            config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+            if str(config["data"]["digits"]).replace(" ", "") != digits.replace(" ", ""):
+                continue
+            data = instantiate(config["data"])
+            data.setup()
+            eigenvalues, vectors = spectrum(h_infinity(data.train.x))
+            y = data.train.y.double()
+            row[1].plot(
+                (vectors.T @ y).abs() / y.norm(),
+                ".",
+                markersize=3,
+                label=f"|v_iᵀy|, {config['data']['targets']}",
+            )
+        row[1].plot(eigenvalues / eigenvalues[0], "k-", label="λ_i / λ_1")
+        row[1].set(
+            xscale="log", yscale="log", xlabel="eigen-index i", title=f"digits {digits}: spectrum of H∞"
+        )
+        row[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def test_l1_losses(sweep_dir: Path) -> dict[str, float]:
+    """mean |f(x) − y| on the test split of every job, from its saved test outputs and its data config."""
+    out = {}
+    for job in job_dirs(sweep_dir):
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        data = instantiate(config["data"])
+        data.setup()
+        outputs = torch.load(job / "snapshots.pt")["test_outputs"].squeeze(-1)
+        out[job.name] = float((outputs - data.test.y.double()).abs().mean())
+    return out
+
+
+def fig2(sweep_dir: Path):
+    """Against the fraction p of random labels: (a) training residual at the step budget, (b) test error and
+    test ℓ1 loss, (c) the complexity measure sqrt(2yᵀ(H∞)⁻¹y/n); means over seeds."""
+    table = collect(sweep_dir)
+    table["p"] = table["data.corruption"].astype(float)
+    table["test/l1"] = table["job"].map(test_l1_losses(sweep_dir))
+    final = curves(sweep_dir).dropna(subset=["train/residual"]).groupby("job")
+    table = table.join(final[["train/residual", "theory/complexity_measure"]].last(), on="job")
+    means = table.groupby("p")[
+        ["train/residual", "test/avg_acc", "test/l1", "theory/complexity_measure"]
+    ].mean()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    axes[0].plot(means.index, means["train/residual"], "o-")
+    axes[0].set(xlabel="fraction of random labels p", title="(a) training residual at the budget")
+    axes[1].plot(means.index, 1 - means["test/avg_acc"], "o-", label="test error")
+    axes[1].plot(means.index, means["test/l1"], "s-", label="test ℓ1 loss")
+    axes[1].set(xlabel="p", title="(b) generalization")
+    axes[1].legend()
+    axes[2].plot(means.index, means["theory/complexity_measure"], "o-")
+    axes[2].set(xlabel="p", title="(c) complexity sqrt(2yᵀ(H∞)⁻¹y/n)")
+    fig.tight_layout()
+    return fig

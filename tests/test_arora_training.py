@@ -1,0 +1,90 @@
+"""Seed 002 at CI scale (sklearn digits 0 vs 1): convergence vs labels (Fig. 1), random labels (Fig. 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import compose_config
+from overparam.train import run
+
+QUIET = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
+DIGITS = ["data.source=digits", "data.n_train=288", "data.n_val=10", "data.n_test=62"]
+
+
+def train(tmp_path, *overrides: str) -> tuple[pd.DataFrame, dict]:
+    job = tmp_path / "-".join(o.replace("=", "_") for o in overrides)
+    run(compose_config(["+experiment=arora_fig1", *DIGITS, *QUIET, *overrides], job))
+    logged = pd.read_csv(job / "metrics.csv").dropna(subset=["train/residual"]).set_index("step")
+    return logged, json.loads((job / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fig1_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("arora_fig1")
+    return {
+        t: train(tmp, f"data.targets={t}", "model.m=1000", "trainer.max_steps=1500")[0]
+        for t in ("clean", "random", "worst")
+    }
+
+
+def test_fig1_clean_labels_converge_faster_than_random_and_random_faster_than_worst(fig1_runs):
+    """F1.1/F1.2: r_clean < r_random < r_worst at every logged step past 5% of the budget; large gaps."""
+    r = {t: logged["train/residual"] for t, logged in fig1_runs.items()}
+    late = r["clean"].index >= 75
+    assert (r["clean"][late] < r["random"][late]).all() and (r["random"][late] < r["worst"][late]).all()
+    assert r["random"].iloc[-1] - r["clean"].iloc[-1] >= 0.3 and r["worst"].iloc[-1] >= 0.85
+
+
+def test_fig1_clean_label_training_tracks_the_kernel_prediction(fig1_runs):
+    """F1.4 (κ = 1e-2): max_k |r(k) − r_pred(k)| ≤ 0.06 for true labels; F1.5: never faster than theory."""
+    clean = fig1_runs["clean"]
+    assert (clean["train/residual"] - clean["theory/predicted_residual"]).abs().max() <= 0.06
+    for logged in fig1_runs.values():
+        assert (logged["train/residual"] >= logged["theory/predicted_residual"] - 0.02).all()
+
+
+def test_lemma53_distance_from_init_is_bounded_by_sqrt_yHy(fig1_runs):
+    """G.8: ‖W(k) − W(0)‖_F ≤ 1.1·sqrt(yᵀ(H∞)⁻¹y) on every run."""
+    for logged in fig1_runs.values():
+        assert (logged["param/dist_to_init"] <= 1.1 * logged["theory/sqrt_yHy"]).all()
+
+
+def test_fig2_random_labels_raise_complexity_test_error_and_slow_training(tmp_path):
+    """G.1, G.2, G.3, G.7 on p ∈ {0, 0.5, 1}: CM and test error rise with p, ℓ1 ≥ 0-1, training slows."""
+    from hydra.utils import instantiate
+
+    results = {}
+    for p in (0.0, 0.5, 1.0):
+        job = tmp_path / f"p{p}"
+        cfg = compose_config(
+            [
+                "+experiment=arora_fig2",
+                f"data.corruption={p}",
+                "model.m=1000",
+                "trainer.max_steps=1500",
+                *QUIET,
+            ],
+            job,
+        )
+        run(cfg)
+        logged = pd.read_csv(job / "metrics.csv").dropna(subset=["train/residual"])
+        data = instantiate(cfg.data)
+        data.setup()
+        outputs = torch.load(job / "snapshots.pt")["test_outputs"].squeeze(-1)
+        error = float((torch.sign(outputs) != data.test.y).double().mean())
+        l1 = float((outputs - data.test.y).abs().mean())
+        results[p] = (
+            logged["theory/complexity_measure"].iloc[-1],
+            error,
+            l1,
+            logged["train/residual"].iloc[-1],
+        )
+        assert l1 >= error  # G.3: |f − y| ≥ 1 wherever sign(f) ≠ y
+    cm, err, _, residual = zip(*(results[p] for p in (0.0, 0.5, 1.0)))
+    assert cm[1] >= 0.98 * cm[0] and cm[2] >= 0.98 * cm[1] and cm[2] / cm[0] >= 5
+    assert err[0] <= 0.05 and err[2] >= err[1] >= err[0] and abs(err[2] - 0.5) <= max(0.1, 3 / 62**0.5)
+    assert residual[2] >= residual[1] >= residual[0]
