@@ -16,10 +16,11 @@ TARGETS = ("clean", "random", "worst")
 class KernelLabelPairs(DigitPairs):
     """A digit pair (unit-norm inputs, ±1 labels) whose labels follow seed 002's experiments.
 
-    `targets=clean` keeps the true labels, `targets=random` draws i.i.d. ±1 labels; `targets=worst`
-    uses √n·v_n, the eigenvector of H∞'s smallest eigenvalue on the training inputs (test labels stay true). `corruption=p` replaces a fraction p of
-    train and test labels by fresh ±1 draws, coupled across p: each point's uniform u_i and fresh label
-    are drawn once per seed, and the label is replaced wherever u_i < p, so the corrupted sets are nested.
+    `targets=clean` keeps the true labels, `targets=random` draws i.i.d. ±1 labels, `targets=worst` uses
+    √n·v_n, the eigenvector of H∞'s smallest eigenvalue on the training inputs (test labels stay true).
+    `corruption=p` replaces a fraction p of train and test labels by fresh ±1 draws, coupled across p:
+    each point's uniform u_i and fresh label are drawn once per seed, and the label is replaced wherever
+    u_i < p, so the corrupted sets are nested.
     Groups stay the digit classes.
     """
 
