@@ -24,7 +24,7 @@ test-all: setup
 	$(BIN)/python -m pytest -q
 
 # Regenerates the README gallery: each figure's sweep, then its plot into docs/figures/.
-GALLERY := grw_fig1 grw_fig2 grw_fig3 grw_width overfit_synthetic
+GALLERY := grw_fig1 grw_fig2 grw_fig3 grw_width overfit_synthetic arora_fig1 arora_fig2
 figures: setup
 	for e in $(GALLERY); do \
 	  $(BIN)/python train.py -m +experiment=$$e '~callbacks.checkpoint' hydra.sweep.dir=multirun/$$e/gallery && \

@@ -88,3 +88,16 @@ def test_fig2_random_labels_raise_complexity_test_error_and_slow_training(tmp_pa
     assert cm[1] >= 0.98 * cm[0] and cm[2] >= 0.98 * cm[1] and cm[2] / cm[0] >= 5
     assert err[0] <= 0.05 and err[2] >= err[1] >= err[0] and abs(err[2] - 0.5) <= max(0.1, 3 / 62**0.5)
     assert residual[2] >= residual[1] >= residual[0]
+
+
+def test_a_step_size_beyond_the_stability_bound_is_refused_with_the_largest_stable_one(tmp_path):
+    from overparam.train import ConfigError
+
+    cfg = compose_config(
+        ["+experiment=arora_fig1", *DIGITS, *QUIET, "lr_scale=null", "optim.lr=1.0"], tmp_path
+    )
+    with pytest.raises(
+        ConfigError, match=r"η·λ_max\(H∞\) ≥ 2, .* the largest stable step for this data is 0\.0"
+    ):
+        run(cfg)
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 0

@@ -10,6 +10,7 @@ from overparam.data.sources import load_digit_images
 
 INPUT_NORMS = ("raw", "unit", "sqrt_d")
 PICKS = ("first", "random")
+SOURCES = ("mnist", "digits", "mnist_files", "cifar10_files")
 
 
 class DigitPairs(GroupDataModule):
@@ -19,6 +20,8 @@ class DigitPairs(GroupDataModule):
     ‖x‖ = √d (`sqrt_d`, the NTK convention). The training set is `n_train` images drawn from both digits,
     or exactly `class_counts` of each (seed 000's six images are `class_counts=[5, 1]`, `pick=first`:
     the first five 0s and the first 1 of the file). Validation and test come from the remaining images.
+    With `source=mnist_files` or `cifar10_files` the images are read from `root` (training and test files
+    pooled); `digits` are then class ids (CIFAR-10: 0 airplane, 1 automobile).
     """
 
     def __init__(
@@ -32,14 +35,15 @@ class DigitPairs(GroupDataModule):
         batch_size: int | None,
         class_counts: list[int] | None = None,
         pick: str = "random",
+        root: str | None = None,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         labels: str = "pm1",
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, labels, seed)
-        if source not in ("mnist", "digits"):
-            raise ValueError(f"source must be 'mnist' or 'digits', got {source!r}")
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
             raise ValueError(f"digits must be two different digits in 0..9, got {list(digits)!r}")
         if min(n_train, n_val, n_test) < 1:
@@ -51,6 +55,7 @@ class DigitPairs(GroupDataModule):
         if class_counts is not None and (len(class_counts) != 2 or min(class_counts) < 1):
             raise ValueError(f"class_counts must be two positive counts or null, got {class_counts!r}")
         self.source, self.digits, self.input_norm, self.pick = source, tuple(digits), input_norm, pick
+        self.root = root
         self.class_counts = list(class_counts) if class_counts is not None else None
         self.sizes = (n_train, n_val, n_test)
         self.group_names = tuple(f"digit{d}" for d in self.digits)
@@ -69,7 +74,7 @@ class DigitPairs(GroupDataModule):
         return pooled[: self.sizes[0]]
 
     def build_splits(self):
-        images, digit = load_digit_images(self.source)
+        images, digit = load_digit_images(self.source, self.root)
         rng = np.random.default_rng(self.seed)
         train_rows = self.training_rows(digit, rng)
         rest = rng.permutation(np.setdiff1d(np.flatnonzero(np.isin(digit, self.digits)), train_rows))
