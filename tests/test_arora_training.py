@@ -101,3 +101,31 @@ def test_a_step_size_beyond_the_stability_bound_is_refused_with_the_largest_stab
     ):
         run(cfg)
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 0
+
+
+def test_sect6_even_power_is_learned_with_bounded_complexity_odd_power_three_is_not(tmp_path):
+    """T6.2/T6.7 through training: y = (βᵀx)² keeps sqrt(yᵀH⁻¹y) under its bound and its test loss falls
+    from n = 100 to 1000; y = (βᵀx)³ has growing complexity."""
+    measures, losses = {}, {}
+    for power in (2, 3):
+        for n in (100, 1000):
+            job = tmp_path / f"p{power}-n{n}"
+            run(
+                compose_config(
+                    [
+                        "+experiment=arora_sect6",
+                        f"data.power={power}",
+                        f"data.n_train={n}",
+                        "model.m=1000",
+                        "trainer.max_steps=1000",
+                        *QUIET,
+                    ],
+                    job,
+                )
+            )
+            logged = pd.read_csv(job / "metrics.csv").dropna(subset=["theory/sqrt_yHy"])
+            measures[power, n] = logged["theory/sqrt_yHy"].iloc[-1]
+            losses[power, n] = json.loads((job / "metrics.json").read_text())["metrics"]["test/loss"]
+    assert measures[2, 1000] <= 2.51 and measures[2, 1000] / measures[2, 100] <= 2.0
+    assert losses[2, 1000] <= 0.5 * losses[2, 100]
+    assert measures[3, 1000] / measures[3, 100] >= 1.3  # outside the theorem: complexity grows with n

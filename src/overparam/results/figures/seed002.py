@@ -90,3 +90,25 @@ def fig2(sweep_dir: Path):
     axes[2].set(xlabel="p", title="(c) complexity sqrt(2yᵀ(H∞)⁻¹y/n)")
     fig.tight_layout()
     return fig
+
+
+def sect6(sweep_dir: Path):
+    """sqrt(yᵀ(H∞)⁻¹y) (with the Sect. 6 bound dashed) and the test loss against n, one line per power p."""
+    from overparam.theory.arora import learnability_bound
+
+    table = collect(sweep_dir)
+    logged = curves(sweep_dir).dropna(subset=["theory/sqrt_yHy"]).groupby("job")["theory/sqrt_yHy"].last()
+    table = table.join(logged, on="job")
+    table["n"], table["p"] = table["data.n_train"].astype(int), table["data.power"].astype(int)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for p, part in table.sort_values("n").groupby("p"):
+        line = axes[0].plot(part["n"], part["theory/sqrt_yHy"], "o-", label=f"p = {p}")[0]
+        if p == 1 or p % 2 == 0:
+            axes[0].axhline(learnability_bound(1.0, 1.0, p), ls="--", color=line.get_color())
+        axes[1].plot(part["n"], part["test/loss"], "o-", label=f"p = {p}")
+    axes[0].set(xscale="log", yscale="log", xlabel="n", title="sqrt(yᵀ(H∞)⁻¹y) (dashed: Sect. 6 bound)")
+    axes[1].set(xscale="log", yscale="log", xlabel="n", title="test loss ½(f − y)²")
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    return fig
