@@ -25,10 +25,11 @@ def train(tmp_path, *overrides: str) -> tuple[pd.DataFrame, dict]:
 @pytest.fixture(scope="module")
 def fig1_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("arora_fig1")
-    return {
-        t: train(tmp, f"data.targets={t}", "model.m=1000", "trainer.max_steps=1500")[0]
-        for t in ("clean", "random", "worst")
-    }
+    # η = 0.5/λ_max: on 8×8 digits ‖w_r(0)‖ = κ√d is 3.5× smaller than on MNIST, so at η = 1/λ_max the
+    # first steps flip many activation patterns and r(k) leaves the prediction by 0.088 at k = 2 (measured);
+    # on MNIST 0/1 at η = 1/λ_max the gallery run stays within the spec's 0.06.
+    overrides = ["model.m=1000", "trainer.max_steps=1500", "lr_scale=0.5"]
+    return {t: train(tmp, f"data.targets={t}", *overrides)[0] for t in ("clean", "random", "worst")}
 
 
 def test_fig1_clean_labels_converge_faster_than_random_and_random_faster_than_worst(fig1_runs):
