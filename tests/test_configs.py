@@ -32,8 +32,8 @@ def test_every_option_composes_and_instantiates(option, tmp_path):
         assert batch.x.shape[0] == batch.y.shape[0] == batch.group.shape[0] == batch.index.shape[0]
     elif group == "model":
         in_shape = (3, 32, 32)
-        net = instantiate(node, in_shape=in_shape, out_features=2)
-        assert net(torch.randn(2, *in_shape)).shape == (2, 2)
+        net = instantiate(node, in_shape=in_shape, out_features=1)  # every family has a scalar-output form
+        assert net(torch.randn(2, *in_shape)).shape == (2, 1)
     elif group == "weighting":
         reweighter = instantiate(node, n_groups=4, group_counts=torch.tensor([5, 3, 2, 6]), n_train=16)
         q = reweighter(torch.rand(8), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]), torch.arange(8))
