@@ -9,8 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 from overparam.results.collect import collect, curves, job_dirs  # noqa: E402
 from overparam.theory.arora import h_infinity, spectrum  # noqa: E402
@@ -34,10 +34,10 @@ def fig1(sweep_dir: Path):
         )
         row[0].legend()
         for job in job_dirs(sweep_dir):
-            config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
-            if str(config["data"]["digits"]).replace(" ", "") != digits.replace(" ", ""):
+            config = OmegaConf.load(job / ".hydra" / "config.yaml")
+            if str(list(config.data.digits)).replace(" ", "") != digits.replace(" ", ""):
                 continue
-            data = instantiate(config["data"])
+            data = instantiate(config.data)
             data.setup()
             eigenvalues, vectors = spectrum(h_infinity(data.train.x))
             y = data.train.y.double()
@@ -60,8 +60,8 @@ def test_l1_losses(sweep_dir: Path) -> dict[str, float]:
     """mean |f(x) − y| on the test split of every job, from its saved test outputs and its data config."""
     out = {}
     for job in job_dirs(sweep_dir):
-        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
-        data = instantiate(config["data"])
+        config = OmegaConf.load(job / ".hydra" / "config.yaml")  # resolves ${seed} in data.seed
+        data = instantiate(config.data)
         data.setup()
         outputs = torch.load(job / "snapshots.pt")["test_outputs"].squeeze(-1)
         out[job.name] = float((outputs - data.test.y.double()).abs().mean())
@@ -74,8 +74,9 @@ def fig2(sweep_dir: Path):
     table = collect(sweep_dir)
     table["p"] = table["data.corruption"].astype(float)
     table["test/l1"] = table["job"].map(test_l1_losses(sweep_dir))
-    final = curves(sweep_dir).dropna(subset=["train/residual"]).groupby("job")
-    table = table.join(final[["train/residual", "theory/complexity_measure"]].last(), on="job")
+    # train/residual at the last step is in metrics.json already; the complexity is logged as a curve.
+    complexity = curves(sweep_dir).dropna(subset=["theory/complexity_measure"]).groupby("job")
+    table = table.join(complexity["theory/complexity_measure"].last(), on="job")
     means = table.groupby("p")[
         ["train/residual", "test/avg_acc", "test/l1", "theory/complexity_measure"]
     ].mean()
