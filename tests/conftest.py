@@ -15,6 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Small, fast settings for in-process runs: no progress bar, CPU.
 QUIET = ["trainer=cpu", "~callbacks.progress", "+trainer.enable_progress_bar=false"]
+# The same for the reproduction runs, which keep their own trainer and need no checkpoints.
+QUIET_NO_CHECKPOINTS = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
+
+
+def record_overrides(job: Path, overrides: list[str]) -> None:
+    """Write `.hydra/overrides.yaml` as Hydra would, so in-process runs can be collected as one sweep."""
+    (job / ".hydra").mkdir(exist_ok=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
 
 
 def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictConfig:

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config
 from overparam.train import run
 
-QUIET = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
 DIGITS = ["data.source=digits", "data.n_train=288", "data.n_val=10", "data.n_test=62"]
 
 

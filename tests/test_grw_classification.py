@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import compose_config
+from conftest import QUIET_NO_CHECKPOINTS as QUIET
+from conftest import compose_config, record_overrides
 from overparam.results.figures.seed000 import weight_gaps
 from overparam.train import run
 
-QUIET = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
 STEPS = 20_000  # the paper runs 10^7; `pytest -m slow` runs 10^5 (spec A3 at η = 0.1)
 
 
@@ -28,8 +28,7 @@ def sweep(tmp_path, steps: int):
                     job,
                 )
             )
-            (job / ".hydra").mkdir()
-            (job / ".hydra" / "overrides.yaml").write_text(f"- loss={loss}\n- weighting={weighting}\n")
+            record_overrides(job, [f"loss={loss}", f"weighting={weighting}"])
     gaps = weight_gaps(tmp_path, split_by="loss", normalize=True)
     iw = gaps[gaps["weighting"] == "iw"]
     return {loss: part.set_index("step")["gap"] for loss, part in iw.groupby("split")}

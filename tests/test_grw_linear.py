@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config
 from overparam.train import run
-
-QUIET = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
 
 
 def train(tmp_path, experiment: str, weighting: str, *overrides: str) -> tuple[dict, pd.DataFrame, dict]:

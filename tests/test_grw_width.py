@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import compose_config
+from conftest import QUIET_NO_CHECKPOINTS as QUIET
+from conftest import compose_config, record_overrides
 from overparam.results.figures.seed000 import fitted_slope, prediction_gaps
 from overparam.train import run
-
-QUIET = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +18,7 @@ def width_sweep(tmp_path_factory):
             job = sweep / f"model.width={width},weighting={weighting}"
             overrides = ["+experiment=grw_width", f"model.width={width}", f"weighting={weighting}", *QUIET]
             run(compose_config(overrides, job))
-            (job / ".hydra").mkdir()
-            (job / ".hydra" / "overrides.yaml").write_text(
-                f"- model.width={width}\n- weighting={weighting}\n"
-            )
+            record_overrides(job, [f"model.width={width}", f"weighting={weighting}"])
     return sweep
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import QUIET, compose_config
+from conftest import QUIET, compose_config, record_overrides
 from fixtures import make_celeba, make_waterbirds
 from overparam.data.celeba import CelebA
 from overparam.data.waterbirds import Waterbirds
@@ -134,9 +134,8 @@ def test_table1_sweep_aggregates_last_epochs_and_the_early_stopping_window(tmp_p
             job,
         )
         run(cfg)
-        (job / ".hydra").mkdir()
+        record_overrides(job, [f"weighting={weighting}"])
         (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        (job / ".hydra" / "overrides.yaml").write_text(f"- weighting={weighting}\n")
     summary = table1_frame(sweep, last=2, early=(1, 2))
     assert set(summary.index) == {
         ("ERM", 0.0, "last 2 epochs"),

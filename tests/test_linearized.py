@@ -6,13 +6,12 @@ from functools import partial
 
 import torch
 
+from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config
 from overparam.models.linearized import Linearized
 from overparam.models.ntk_mlp import NTKMLP
 from overparam.theory.kernels import empirical_ntk, kernel_regression_limit, parameter_jacobian
 from overparam.train import run
-
-QUIET = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
 
 
 def test_zero_last_layer_makes_every_other_gradient_vanish_at_init():

@@ -7,10 +7,9 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config
 from overparam.train import run
-
-QUIET = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
 
 
 def worst_group_curve(tmp_path, weighting: str, seed: int, *overrides: str) -> tuple[pd.Series, dict]:

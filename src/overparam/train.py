@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from overparam.data.base import whole
 from overparam.errors import ConfigError
 from overparam.module import Diverged, ReweightedModule
 from overparam.report import print_report
@@ -52,7 +53,7 @@ def scaled_learning_rate(cfg: DictConfig, data, net, reweighter) -> float:
         raise ConfigError(f"lr_scale must be a number in (0, 2) (stable full-batch GD), got {cfg.lr_scale!r}")
     if data.n_outputs != 1:
         raise ConfigError("lr_scale needs a scalar-output model: set data.labels=pm1")
-    train = data.train[list(range(data.n_train))]
+    train = whole(data.train)
     features = parameter_jacobian(net, train.x.to(next(net.parameters()).dtype))
     # A summed loss weights every sample n times more than the simplex weights q say.
     max_weight = reweighter.max_weight() * (data.n_train if cfg.loss_reduction == "sum" else 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from overparam.data.base import whole
 from overparam.errors import ConfigError
 from overparam.theory.arora import (
     complexity_measure,
@@ -25,7 +26,7 @@ class KernelProbe(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         train = trainer.datamodule.train
-        batch = train[list(range(len(train)))]
+        batch = whole(train)
         self.x = batch.x.flatten(1).to(pl_module.device, pl_module.dtype)
         self.y = batch.y.to(pl_module.device).double()
         H = h_infinity(self.x)

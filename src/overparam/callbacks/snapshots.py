@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from torch.nn.utils import parameters_to_vector
 
+from overparam.data.base import whole
+
 
 class ParameterSnapshots(L.Callback):
     """Keeps θ_t (float64, CPU) at step 0 and after every `training_step` (the log grid in full-batch runs),
@@ -37,7 +39,7 @@ class ParameterSnapshots(L.Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         test = trainer.datamodule.test
-        x = test[list(range(len(test)))].x.to(pl_module.device, pl_module.dtype)
+        x = whole(test).x.to(pl_module.device, pl_module.dtype)
         with torch.no_grad():
             test_outputs = pl_module.net(x).double().cpu()
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import lightning as L
 import torch
 from torch.nn.utils import parameters_to_vector
 
+from overparam.data.base import whole
 from overparam.theory.interpolators import (
     interpolator,
     max_margin_direction,
@@ -40,7 +41,7 @@ class TheoryProbe(L.Callback):
             self.theta0 = parameters_to_vector(net.parameters()).detach().clone()
         theta0 = self.theta0.to(pl_module.device, pl_module.dtype)
         train = trainer.datamodule.train
-        batch = train[list(range(len(train)))]
+        batch = whole(train)
         x = batch.x.to(pl_module.device, pl_module.dtype)
         y = batch.y.to(pl_module.device, pl_module.dtype)
         params0 = unflatten_like(net, theta0)

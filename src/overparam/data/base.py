@@ -37,6 +37,11 @@ def encode_labels(classes: Tensor, labels: str) -> Tensor:
     return classes.float()
 
 
+def whole(split: Dataset) -> Batch:
+    """Every example of a split as one `Batch` (the full-batch view the theory probes need)."""
+    return split[list(range(len(split)))]
+
+
 class TensorSplit(Dataset):
     """A split held in memory; indexed by a list of positions, it returns a whole `Batch` at once."""
 
