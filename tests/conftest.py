@@ -16,7 +16,12 @@ CONF = ROOT / "conf"
 # Small, fast settings for in-process runs: no progress bar, CPU.
 QUIET = ["trainer=cpu", "~callbacks.progress", "+trainer.enable_progress_bar=false"]
 # The same for the reproduction runs, which keep their own trainer and need no checkpoints.
-QUIET_NO_CHECKPOINTS = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.checkpoint"]
+QUIET_NO_CHECKPOINTS = [
+    "~callbacks.progress",
+    "+trainer.enable_progress_bar=false",
+    "~callbacks.checkpoint",
+    "~callbacks.resume",
+]
 
 
 def record_overrides(job: Path, overrides: list[str]) -> None:

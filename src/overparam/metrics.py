@@ -14,36 +14,54 @@ class GroupMetrics(Metric):
     accuracies weighted by training-group proportions, Sagawa et al.'s Waterbirds average),
     `worst_group_acc` (min over groups present in the split), `loss`, and `group_acc/<name>`,
     `group_loss/<name>` for every group.
+
+    With `members` > 1 (a seed-batched ensemble) `update` takes `(members, n)` correctness and losses and
+    every key is computed per member, as `member<k>/<key>`.
     """
 
     full_state_update = False
 
-    def __init__(self, group_names: tuple[str, ...], train_group_counts: Tensor) -> None:
+    def __init__(self, group_names: tuple[str, ...], train_group_counts: Tensor, members: int = 1) -> None:
         super().__init__()
-        self.group_names = tuple(group_names)
-        k = len(group_names)
-        self.add_state("correct", torch.zeros(k, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("total", torch.zeros(k, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("loss_sum", torch.zeros(k, dtype=torch.float64), dist_reduce_fx="sum")
+        self.group_names, self.members = tuple(group_names), members
+        shape = (members, len(group_names))
+        self.add_state("correct", torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total", torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("loss_sum", torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
         proportions = torch.as_tensor(train_group_counts, dtype=torch.float64)
         self.register_buffer("train_proportions", proportions / proportions.sum(), persistent=False)
 
     def update(self, correct: Tensor, losses: Tensor, groups: Tensor) -> None:
         k = len(self.group_names)
-        self.correct += torch.bincount(groups, weights=correct.double(), minlength=k)
-        self.total += torch.bincount(groups, minlength=k).double()
-        self.loss_sum += torch.bincount(groups, weights=losses.detach().double(), minlength=k)
+        # Member m's group g is bin m·k + g: one bincount for all members.
+        bins = (groups + k * torch.arange(self.members, device=groups.device)[:, None]).flatten()
+        size = self.members * k
+        self.correct += torch.bincount(bins, weights=correct.double().flatten(), minlength=size).view(-1, k)
+        self.total += torch.bincount(bins, minlength=size).double().view(-1, k)
+        self.loss_sum += torch.bincount(
+            bins, weights=losses.detach().double().flatten(), minlength=size
+        ).view(-1, k)
 
     def compute(self) -> dict[str, Tensor]:
-        present = self.total > 0
-        group_acc = self.correct / self.total.clamp(min=1)
-        group_loss = self.loss_sum / self.total.clamp(min=1)
+        if self.members == 1:
+            return self.member_metrics(0)
+        return {
+            f"member{m}/{key}": value
+            for m in range(self.members)
+            for key, value in self.member_metrics(m).items()
+        }
+
+    def member_metrics(self, m: int) -> dict[str, Tensor]:
+        correct, total, loss_sum = self.correct[m], self.total[m], self.loss_sum[m]
+        present = total > 0
+        group_acc = correct / total.clamp(min=1)
+        group_loss = loss_sum / total.clamp(min=1)
         out = {
-            "avg_acc": self.correct.sum() / self.total.sum(),
+            "avg_acc": correct.sum() / total.sum(),
             "avg_acc_trainweighted": (group_acc * self.train_proportions)[present].sum()
             / self.train_proportions[present].sum(),
             "worst_group_acc": group_acc[present].min(),
-            "loss": self.loss_sum.sum() / self.total.sum(),
+            "loss": loss_sum.sum() / total.sum(),
         }
         for name, acc, loss, seen in zip(self.group_names, group_acc, group_loss, present):
             if seen:

@@ -11,23 +11,13 @@ from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector
 
 from overparam.data.base import Batch
+from overparam.errors import Diverged
 from overparam.metrics import GroupMetrics
 from overparam.weighting.base import Reweighter
 
 # What each split evaluated after an epoch is logged as; `train` is the training set in eval mode
 # (evaluation transforms), as seed 001 measures training accuracy, apart from the running `train/` metrics.
 EVAL_PREFIXES = {"val": "val", "test": "test", "train": "train_eval"}
-
-
-class Diverged(RuntimeError):
-    """The training objective became NaN or infinite."""
-
-    def __init__(self, step: int, value: float, last_finite: float | None) -> None:
-        super().__init__(
-            f"the training objective became {value} at step {step} (last finite value "
-            f"{last_finite}); lower optim.lr"
-        )
-        self.step, self.last_finite = step, last_finite
 
 
 class ReweightedModule(L.LightningModule):
@@ -72,7 +62,8 @@ class ReweightedModule(L.LightningModule):
         # θ0 of the init-centred penalty, checkpointed with the module (only when the penalty is on).
         theta0 = parameters_to_vector(net.parameters()).detach().clone() if l2_to_init > 0 else None
         self.register_buffer("theta0", theta0)
-        self.train_metrics = GroupMetrics(group_names, group_counts)
+        members = getattr(net, "members", 1)  # a seed-batched ensemble: metrics per member
+        self.train_metrics = GroupMetrics(group_names, group_counts, members)
         if "val" not in eval_splits or not set(eval_splits) <= set(EVAL_PREFIXES):
             raise ValueError(
                 f"eval_splits must include val and be among val, test, train, got {list(eval_splits)}"
@@ -81,8 +72,10 @@ class ReweightedModule(L.LightningModule):
         if loss_reduction not in ("mean", "sum"):
             raise ValueError(f"loss_reduction must be mean or sum, got {loss_reduction!r}")
         self.loss_reduction = loss_reduction
-        self.eval_metrics = nn.ModuleList(GroupMetrics(group_names, group_counts) for _ in self.eval_splits)
-        self.test_metrics = GroupMetrics(group_names, group_counts)
+        self.eval_metrics = nn.ModuleList(
+            GroupMetrics(group_names, group_counts, members) for _ in self.eval_splits
+        )
+        self.test_metrics = GroupMetrics(group_names, group_counts, members)
         self.last_finite_objective: float | None = None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -106,7 +99,7 @@ class ReweightedModule(L.LightningModule):
         """Σ_i q_i ℓ_i (+ μ/2 ‖θ − θ0‖², the penalty centred at the initialization)."""
         objective = (q * losses).sum()
         if self.loss_reduction == "sum":  # Σ_i ℓ_i for ERM, so a paper's η means what it says (seed 002)
-            objective = objective * len(losses)
+            objective = objective * losses.shape[-1]
         if self.l2_to_init > 0:
             theta = parameters_to_vector(self.net.parameters())
             objective = objective + 0.5 * self.l2_to_init * (theta - self.theta0).pow(2).sum()
@@ -138,7 +131,7 @@ class ReweightedModule(L.LightningModule):
                 optimizer.step()
         value = objective.item()
         if not torch.isfinite(objective):
-            raise Diverged(self.trainer.global_step, value, self.last_finite_objective)
+            raise Diverged.non_finite(self.trainer.global_step, value, self.last_finite_objective)
         self.last_finite_objective = value
         self.train_metrics.update(self.correct(outputs.detach(), batch.y), losses, batch.group)
         # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps
@@ -167,11 +160,16 @@ class ReweightedModule(L.LightningModule):
         metrics.reset()
 
     def on_train_epoch_end(self) -> None:
-        self.log_split("train", self.train_metrics)
+        if self.train_metrics.update_count:  # not logged with this epoch's validation
+            self.log_split("train", self.train_metrics)
 
     def on_validation_epoch_end(self) -> None:
         for split, metrics in zip(self.eval_splits, self.eval_metrics):
             self.log_split(EVAL_PREFIXES[split], metrics)
+        # The epoch's training metrics are complete when validation closes it: logging them here puts them
+        # in the loggers before the epoch-end checkpoint, so a resumed run's curves match exactly.
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking and self.trainer.is_last_batch:
+            self.log_split("train", self.train_metrics)
 
     def on_test_epoch_end(self) -> None:
         self.log_split("test", self.test_metrics)

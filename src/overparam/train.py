@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
-import os
+import signal
 import sys
 import time
 import warnings
@@ -14,28 +13,35 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from overparam import resume
 from overparam.data.base import whole
-from overparam.errors import ConfigError
-from overparam.module import Diverged, ReweightedModule
+from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter, write_members
+from overparam.errors import ConfigError, Diverged
+from overparam.losses import squared
+from overparam.module import ReweightedModule
 from overparam.report import print_report
 from overparam.theory.bounds import stable_learning_rate
 from overparam.theory.kernels import parameter_jacobian
+from overparam.validate import validate
 
 
 def build(cfg: DictConfig, group: str, **facts):
-    """Instantiate `cfg.<group>`, turning any failure into a ConfigError that names the offending key."""
+    """Instantiate `cfg.<group>` (a dotted path), turning any failure into a ConfigError naming the key."""
+    node = OmegaConf.select(cfg, group)
     try:
-        return instantiate(cfg[group], **facts)
+        return instantiate(node, **facts)
     except Exception as error:  # noqa: BLE001 - every failure of a group becomes one sentence
         cause = error
         while cause.__cause__ is not None:
             cause = cause.__cause__
         message = str(cause).split("\n")[0]
         first_word = message.split(" ")[0]
-        if first_word in (cfg[group] or {}):
+        if first_word in (node or {}):
             raise ConfigError(f"{group}.{message}") from error
         raise ConfigError(f"{group}: {message}") from error
 
@@ -72,19 +78,71 @@ def check_optimizer(cfg: DictConfig) -> None:
             raise ConfigError(f"optim.{key} must be {'> 0' if key == 'lr' else '≥ 0'}, got {value!r}")
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Write atomically: a reader never sees half a file."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-
-
 def scalars(metrics: dict) -> dict[str, float]:
     return {key: float(value) for key, value in sorted(metrics.items())}
 
 
+def quadratic_stability_error(cfg: DictConfig, data, net, reweighter, loss_fn, optimizer) -> str | None:
+    """Full-batch GD on a quadratic objective (a model linear in θ, the squared loss, fixed weights q)
+    diverges exactly when η·λ_max(H) ≥ 2; say so before the first step. Elsewhere the bound is not known."""
+    settings = optimizer.keywords
+    if not (
+        data.batch_size is None
+        and optimizer.func is torch.optim.SGD
+        and not settings.get("momentum")
+        and getattr(loss_fn, "func", loss_fn) is squared
+        and getattr(net, "linear_in_parameters", False)
+        and reweighter.static
+        and data.n_outputs == 1
+    ):
+        return None
+    train = whole(data.train)
+    features = parameter_jacobian(net, train.x.to(next(net.parameters()).dtype)).double()
+    q = reweighter(torch.zeros(len(train.y)), train.group, train.index).double()
+    q = q * (len(q) if cfg.loss_reduction == "sum" else 1)
+    weighted = q.sqrt()[:, None] * features
+    curvature = float(torch.linalg.eigvalsh(weighted @ weighted.T).max())
+    curvature += cfg.l2_to_init + settings.get("weight_decay", 0.0)
+    lr = settings["lr"]
+    if lr * curvature < 2:
+        return None
+    return (
+        f"optim.lr={lr:g} gives η·λ_max(H) = {lr * curvature:.4g} ≥ 2 for this quadratic objective, so "
+        f"full-batch gradient descent diverges; use optim.lr < {2 / curvature:.4g}"
+    )
+
+
+def build_named(cfg: DictConfig, group: str, **facts_by_name: dict) -> list:
+    """The enabled components of a name -> component group (callbacks, logger)."""
+    built = []
+    for name, node in (cfg[group] or {}).items():
+        if node is not None:
+            built.append(build(cfg, f"{group}.{name}", **facts_by_name.get(name, {})))
+    return built
+
+
+def wandb_settings(cfg: DictConfig) -> dict:
+    """W&B never blocks a run: online mode without credentials logs offline instead (sync it later)."""
+    node = (cfg.logger or {}).get("wandb")
+    if node is None or node.get("mode") != "online":
+        return {}
+    import wandb
+
+    if wandb.login(prompt=False, verify=False):
+        return {}
+    print(
+        "warning: logger.wandb.mode=online but no W&B API key is set (WANDB_API_KEY or `wandb login`); "
+        f"logging offline to {cfg.run_dir}/wandb, upload later with `wandb sync`",
+        file=sys.stderr,
+    )
+    return {"mode": "offline"}
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train one configuration and write `metrics.json` into `cfg.run_dir`.
+
+    A run directory that already holds this config's run is resumed from its last checkpoint, or skipped
+    when that run finished (see `overparam.resume`).
 
     Args:
         cfg: the composed Hydra config (`conf/train.yaml` plus overrides).
@@ -93,26 +151,57 @@ def run(cfg: DictConfig) -> dict[str, float]:
         The final metrics (`test/...`, `val/...`, `train/...`) and `best/...` at the best validation
         worst-group accuracy.
     """
+    validate(cfg)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    config = OmegaConf.to_container(cfg, resolve=False)
+    plan = resume.prepare(run_dir, config)
+    if plan.action == "skip":
+        print(f"skipped: {run_dir} already holds a {plan.previous['status']} run of this config")
+        return flat_result(plan.previous)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     check_optimizer(cfg)
     data = build(cfg, "data")
-    data.setup("fit")
-    net = build(cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
-    reweighter = build(
-        cfg, "weighting", n_groups=data.n_groups, group_counts=data.group_counts, n_train=data.n_train
+    callbacks = build_named(cfg, "callbacks")
+    if cfg.ensemble > 1:  # no per-member best checkpoint: an ensemble's members report final metrics
+        callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
+    loggers = build_named(cfg, "logger", wandb=wandb_settings(cfg))
+    # A resumed run skips the sanity check (as Lightning does mid-run): it would draw from the restored RNG.
+    no_sanity_check = {"num_sanity_val_steps": 0} if plan.action == "resume" else {}
+    trainer = build(
+        cfg,
+        "trainer",
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[resume.AtomicCheckpointIO()],
+        **no_sanity_check,
     )
-    data.sample_weights = reweighter.sample_weights(data.train.group)
+    data.setup("fit")
+    nets = member_networks(cfg, data)
+    reweighters = [
+        build(cfg, "weighting", n_groups=data.n_groups, group_counts=data.group_counts, n_train=data.n_train)
+        for _ in nets
+    ]
+    if trainer.precision == "64-true":  # before a checkpoint is restored into them, not after (rounding)
+        nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
+    data.sample_weights = reweighters[0].sample_weights(data.train.group)
     data.eval_splits = list(cfg.eval_splits)
     if data.sample_weights is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
     optimizer = instantiate(cfg.optim)
     if cfg.get("lr_scale") is not None:
-        optimizer = instantiate(cfg.optim, lr=scaled_learning_rate(cfg, data, net, reweighter))
+        rates = [scaled_learning_rate(cfg, data, n, r) for n, r in zip(nets, reweighters)]
+        if max(rates) - min(rates) > 1e-9 * max(rates):
+            raise ConfigError("lr_scale gives the ensemble's members different step sizes; set optim.lr")
+        optimizer = instantiate(cfg.optim, lr=rates[0])
     loss_fn = plain_partial(instantiate(cfg.loss))
+    unstable = quadratic_stability_error(cfg, data, nets[0], reweighters[0], loss_fn, optimizer)
+    net, reweighter = nets[0], reweighters[0]
+    if len(nets) > 1:
+        net, reweighter, loss_fn = EnsembleNet(nets), EnsembleReweighter(reweighters), EnsembleLoss(loss_fn)
     try:
-        loss_fn(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts this data's targets
+        plain_loss = getattr(loss_fn, "loss_fn", loss_fn)
+        plain_loss(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts these targets
         module = ReweightedModule(
             net,
             loss_fn,
@@ -129,53 +218,100 @@ def run(cfg: DictConfig) -> dict[str, float]:
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error
-    callbacks = [c for c in instantiate(cfg.callbacks or {}).values() if c]
-    loggers = [lg for lg in instantiate(cfg.logger or {}).values() if lg]
-    trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers)
-    for logger in loggers:  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if plan.action == "start":  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     started, result = time.time(), {"status": "completed"}
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
-        final = scalars({k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
-        for evaluate in (
-            trainer.validate,
-            trainer.test,
-        ):  # the final weights, even when fit stopped mid-epoch
-            final.update(scalars(evaluate(module, datamodule=data, verbose=False)[0]))
-        best = {}
-        checkpoint = trainer.checkpoint_callback
-        if checkpoint is not None and checkpoint.monitor and checkpoint.best_model_score is not None:
-            best_test = trainer.test(
-                module, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False
-            )[0]
-            best = {f"best/{k}": v for k, v in scalars(best_test).items()}
-            best[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
-            best["best/checkpoint"] = Path(checkpoint.best_model_path).name
-        result.update(metrics=final, best=best)
+        if unstable:
+            raise Diverged(unstable, step=0, last_finite=None)
+        trainer.fit(module, datamodule=data, ckpt_path=plan.ckpt_path or cfg.get("ckpt_path"))
+        result.update(evaluate(trainer, module, data))
     except Diverged as error:
         result.update(status="diverged", error=str(error), last_finite_loss=error.last_finite)
         print(f"diverged: {error}", file=sys.stderr)
     except BaseException as error:
-        result.update(
-            status="failed" if not isinstance(error, KeyboardInterrupt) else "stopped", error=str(error)
-        )
+        stopped = isinstance(error, (KeyboardInterrupt, SystemExit))  # Ctrl-C, SIGTERM (preemption)
+        result.update(status="stopped" if stopped else "failed", error=str(error) or type(error).__name__)
+        if isinstance(error, SIGTERMException):  # exit as a terminated process does, not with status 0
+            raise SystemExit(128 + signal.SIGTERM) from error
         raise
     finally:
+        if len(nets) > 1:
+            result["members"] = len(nets)
         result.update(
             steps=trainer.global_step,
             seconds=round(time.time() - started, 3),
             lr=optimizer.keywords.get("lr"),
-            config=OmegaConf.to_container(cfg, resolve=False),
+            config=config,
         )
-        write_json(run_dir / "metrics.json", result)
+        resume.write_json(run_dir / "metrics.json", result)
         for logger in loggers:
             logger.finalize("success" if result["status"] == "completed" else result["status"])
             if isinstance(logger, WandbLogger):  # close the run so the next job of a sweep starts its own
                 logger.experiment.finish(exit_code=int(result["status"] != "completed"))
-    if result["status"] == "completed":
+    if len(nets) > 1:
+        write_members(run_dir, result, len(nets))
+    elif result["status"] == "completed":
         print_report(result["metrics"], data.group_names, result["best"])
+    return flat_result(result)
+
+
+def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
+    """The network, or for `ensemble=S` the S networks that the single runs with seeds seed, …, seed+S−1
+    would build (same RNG draws before the model's own)."""
+    build_model = functools.partial(build, cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
+    if cfg.ensemble == 1:
+        return [build_model()]
+    check_ensemble(cfg)
+    states = []
+    for k in range(cfg.ensemble):
+        L.seed_everything(cfg.seed + k, workers=True, verbose=False)
+        replay = build(cfg, "data")  # the data draws a single run makes before building its model
+        replay.setup("fit")
+        states.append(build_model())
+    return states
+
+
+def check_ensemble(cfg: DictConfig) -> None:
+    """An ensemble's members share one batch stream and one data set; say which key breaks that."""
+    if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
+        raise ConfigError(f"ensemble must be an integer ≥ 1, got {cfg.ensemble!r}")
+    if cfg.data.get("batch_size") is not None:
+        raise ConfigError("ensemble members must see the same batches: set data.batch_size=null (full batch)")
+    if "${seed}" in OmegaConf.to_yaml(cfg.data):
+        raise ConfigError("ensemble members must share the data, but data.seed follows seed: set data.seed")
+    supported = {"reweighting", "checkpoint", "resume", "progress"}
+    extra = sorted(name for name, node in (cfg.callbacks or {}).items() if node is not None)
+    extra = [name for name in extra if name not in supported]
+    if extra:
+        raise ConfigError(
+            f"callbacks.{extra[0]} does not support ensemble>1; remove it (~callbacks.{extra[0]})"
+        )
+    if "jtt" in str(cfg.weighting.get("_target_", "")):
+        raise ConfigError("weighting=jtt restarts its network mid-run; train it with ensemble=1")
+
+
+def evaluate(trainer: L.Trainer, module: ReweightedModule, data) -> dict:
+    """The final weights on every split (even when fit stopped mid-epoch), and the test metrics of the
+    checkpoint with the best validation worst-group accuracy."""
+    # A run resumed from its final checkpoint trains no further: its last epoch's metrics come from there.
+    logged = {**resume.ResumeCheckpoint.restored_train_metrics(trainer), **trainer.callback_metrics}
+    final = scalars({k: v for k, v in logged.items() if k.startswith("train/")})
+    for evaluate_split in (trainer.validate, trainer.test):
+        final.update(scalars(evaluate_split(module, datamodule=data, verbose=False)[0]))
+    best = {}
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        best_test = trainer.test(module, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False)
+        best = {f"best/{k}": v for k, v in scalars(best_test[0]).items()}
+        best[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
+        best["best/checkpoint"] = Path(checkpoint.best_model_path).name
+    return {"metrics": final, "best": best}
+
+
+def flat_result(result: dict) -> dict[str, float]:
     return {
         **result.get("metrics", {}),
         **{k: v for k, v in result.get("best", {}).items() if k != "best/checkpoint"},

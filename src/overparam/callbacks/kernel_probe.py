@@ -6,7 +6,7 @@ import lightning as L
 import torch
 
 from overparam.data.base import whole
-from overparam.errors import ConfigError
+from overparam.errors import Diverged
 from overparam.theory.arora import (
     complexity_measure,
     h_infinity,
@@ -21,7 +21,7 @@ class KernelProbe(L.Callback):
     `param/dist_to_init` (‖W − W0‖_F), `param/max_neuron_move` (max_r ‖w_r − w_r(0)‖),
     `param/flipped_patterns` (fraction of 1{w_rᵀx_i ≥ 0} changed since init) and `theory/sqrt_yHy`.
 
-    It refuses a step size with η·λ_max(H∞) ≥ 2, naming the largest stable one, before any step is taken.
+    It stops a step size with η·λ_max(H∞) ≥ 2, naming the largest stable one, before any step is taken.
     """
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -34,9 +34,11 @@ class KernelProbe(L.Callback):
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         self.eta = lr if pl_module.loss_reduction == "sum" else lr / len(self.y)
         if self.eta >= largest_stable_step(H):
-            raise ConfigError(
+            raise Diverged(
                 f"optim.lr gives η·λ_max(H∞) ≥ 2, so gradient descent diverges; the largest stable "
-                f"step for this data is {largest_stable_step(H):.4g} (sum loss)"
+                f"step for this data is {largest_stable_step(H):.4g} (sum loss)",
+                step=0,
+                last_finite=None,
             )
         self.eigenvalues, vectors = spectrum(H)
         self.projections = vectors.T @ self.y

@@ -125,10 +125,8 @@ class GroupDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         n = len(self.train)
         if self.sample_weights is not None:
-            generator = torch.Generator().manual_seed(self.seed)
-            order = WeightedRandomSampler(
-                self.sample_weights, num_samples=n, replacement=True, generator=generator
-            )
+            # Draws from the global RNG (seeded by the run's seed), whose state checkpoints carry.
+            order = WeightedRandomSampler(self.sample_weights, num_samples=n, replacement=True)
         elif self.batch_size is None:
             order = SequentialSampler(range(n))
         else:

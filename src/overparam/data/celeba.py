@@ -79,7 +79,16 @@ class CelebA(GroupDataModule):
             v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(1.0, 4 / 3)), v2.RandomHorizontalFlip()
         )
         eval_tf = normalized(SquareCenterCrop(), v2.Resize((size, size)))
-        return image_splits(paths, y, a, part, (train_tf, eval_tf, eval_tf), self.labels)
+        return image_splits(
+            paths,
+            y,
+            a,
+            part,
+            (train_tf, eval_tf, eval_tf),
+            self.labels,
+            self.root / "list_attr_celeba",
+            self.group_names,
+        )
 
 
 class SquareCenterCrop(v2.Transform):

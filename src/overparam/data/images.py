@@ -56,9 +56,29 @@ def image_splits(
     split: Tensor,
     transforms: tuple[v2.Transform, ...],
     labels: str,
+    table: Path,
+    group_names: tuple[str, ...],
 ) -> tuple[ImageSplit, ...]:
     """Train/val/test `ImageSplit`s (split ids 0/1/2) with groups 2·y + spurious attribute, then the
-    training split again with the evaluation transform (for train accuracy measured as the paper does)."""
+    training split again with the evaluation transform (for train accuracy measured as the paper does).
+
+    `table` (the metadata file) is named when a row holds a label outside {0, 1} or a split lacks a group.
+    """
+    for name, values in (("label", y), ("attribute", spurious), ("split", split)):
+        allowed = (0, 1, 2) if name == "split" else (0, 1)
+        bad = torch.nonzero(~torch.isin(values, torch.tensor(allowed))).flatten()
+        if len(bad):
+            raise ValueError(
+                f"{table} row {int(bad[0]) + 1} has {name} {int(values[bad[0]])}; expected one of {allowed}."
+            )
+    for k, split_name in enumerate(("train", "val", "test")):
+        counts = torch.bincount((2 * y + spurious)[split == k], minlength=len(group_names))
+        if (counts == 0).any():
+            empty = group_names[int(torch.nonzero(counts == 0)[0])]
+            raise ValueError(
+                f"{table}: the {split_name} split has no rows of group {empty}; every split needs every "
+                "group (its worst-group accuracy is undefined otherwise)."
+            )
     splits = []
     for k, transform in [*enumerate(transforms), (0, transforms[-1])]:
         rows = torch.nonzero(split == k).flatten()

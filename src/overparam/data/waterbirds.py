@@ -57,4 +57,6 @@ class Waterbirds(GroupDataModule):
         )
         resized = round(size * 256 / 224)
         eval_tf = normalized(v2.Resize((resized, resized)), v2.CenterCrop(size))
-        return image_splits(paths, y, place, split, (train_tf, eval_tf, eval_tf), self.labels)
+        return image_splits(
+            paths, y, place, split, (train_tf, eval_tf, eval_tf), self.labels, metadata, self.group_names
+        )

@@ -14,6 +14,8 @@ class Linear(nn.Module):
     six-image set), 0 starts at θ0 = 0, and a positive value draws θ0 ~ N(0, init_scale²).
     """
 
+    linear_in_parameters = True  # a squared loss makes the objective quadratic in θ
+
     def __init__(
         self, in_shape: tuple[int, ...], out_features: int, bias: bool, init_scale: float | None
     ) -> None:

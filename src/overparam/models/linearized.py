@@ -15,6 +15,8 @@ class Linearized(nn.Module):
     θ0, and θ0 is kept as buffers. Trained like any other model.
     """
 
+    linear_in_parameters = True  # a squared loss makes the objective quadratic in θ
+
     def __init__(self, in_shape: tuple[int, ...], out_features: int, base: Callable[..., nn.Module]) -> None:
         super().__init__()
         self.base = base(in_shape=in_shape, out_features=out_features)

@@ -6,9 +6,13 @@ import argparse
 import importlib
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
-from overparam.results.collect import collect, curves, job_dirs
+from overparam.results.collect import collect, curves, job_dirs, summarize
+
+# Columns of `collect` that describe a job rather than a setting it shares with other seeds.
+NOT_SETTINGS = {"job", "seed", "status", "steps", "seconds"}
 
 
 def declared_figure(sweep_dir: Path) -> str | None:
@@ -17,6 +21,17 @@ def declared_figure(sweep_dir: Path) -> str | None:
         if config.get("figure"):
             return config["figure"]
     return None
+
+
+def summary_over_seeds(table):
+    """Mean, std, n and 95% CI half-width of every final metric, per setting (the overrides but the seed)."""
+    settings = [c for c in table.columns if "/" not in c and c not in NOT_SETTINGS]
+    metrics = [c for c in table.columns if "/" in c and pd.api.types.is_numeric_dtype(table[c])]
+    if not metrics:
+        return None
+    if not settings:
+        table, settings = table.assign(setting="all"), ["setting"]
+    return summarize(table, settings, metrics)
 
 
 def main() -> None:
@@ -28,9 +43,14 @@ def main() -> None:
     args = parser.parse_args()
     if not job_dirs(args.sweep_dir):
         parser.error(f"{args.sweep_dir} holds no run directory with a metrics.json")
-    collect(args.sweep_dir).to_csv(args.sweep_dir / "results.csv", index=False)
-    curves(args.sweep_dir).to_csv(args.sweep_dir / "curves.csv", index=False)
-    print(f"wrote {args.sweep_dir / 'results.csv'} and {args.sweep_dir / 'curves.csv'}")
+    table, logged = collect(args.sweep_dir), curves(args.sweep_dir)
+    for name, frame in (("results", table), ("curves", logged)):
+        frame.to_csv(args.sweep_dir / f"{name}.csv", index=False)
+        frame.to_parquet(args.sweep_dir / f"{name}.parquet", index=False)
+    summary = summary_over_seeds(table)
+    if summary is not None:
+        summary.to_csv(args.sweep_dir / "summary.csv")
+    print(f"wrote results, curves (.csv, .parquet) and summary.csv in {args.sweep_dir}")
     figure = declared_figure(args.sweep_dir)
     if figure:
         module, name = figure.rsplit(".", 1)

@@ -12,8 +12,10 @@ from scipy import stats
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
-    """Every run directory under `sweep_dir` (those holding a metrics.json), in a stable order."""
-    return sorted(path.parent for path in Path(sweep_dir).rglob("metrics.json"))
+    """Every run directory under `sweep_dir` (those holding a metrics.json), in a stable order. An
+    ensemble's own directory is left out: its members' directories hold its runs."""
+    found = sorted(path.parent for path in Path(sweep_dir).rglob("metrics.json"))
+    return [job for job in found if "members" not in json.loads((job / "metrics.json").read_text())]
 
 
 def overrides(job: Path) -> dict[str, str]:

@@ -27,10 +27,13 @@ class ReweightingCallback(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx):
         q, groups = outputs["q"], outputs["groups"]
         names = pl_module.hparams.group_names
-        mass = torch.bincount(groups, weights=q.float(), minlength=len(names))
-        logs = {f"weights/group/{name}": m for name, m in zip(names, mass)}
-        logs["weights/min_q"] = q.min()
-        logs["weights/entropy"] = -(q * torch.log(q.clamp(min=1e-30))).sum()
+        logs = {}
+        # A seed-batched ensemble has one row of q per member: weights/member<k>/...
+        for prefix, member_q in [("weights", q)] if q.dim() == 1 else enumerate_members(q):
+            mass = torch.bincount(groups, weights=member_q.float(), minlength=len(names))
+            logs.update({f"{prefix}/group/{name}": m for name, m in zip(names, mass)})
+            logs[f"{prefix}/min_q"] = member_q.min()
+            logs[f"{prefix}/entropy"] = -(member_q * torch.log(member_q.clamp(min=1e-30))).sum()
         pl_module.log_dict(logs, on_step=True, on_epoch=False)
         reweighter = pl_module.reweighter
         if hasattr(reweighter, "start_second_stage") and not reweighter.second_stage:
@@ -58,3 +61,7 @@ class ReweightingCallback(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.initial_state = state_dict["initial_state"]
+
+
+def enumerate_members(q: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    return [(f"weights/member{k}", row) for k, row in enumerate(q)]

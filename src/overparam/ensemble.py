@@ -1,0 +1,113 @@
+"""Seed-batched training: S members of a small model family trained as one batched model (torch.func).
+
+`ensemble=S` builds member k exactly as the single run with `seed=<seed + k>` would build its network,
+stacks the members' parameters along a leading dimension and evaluates them all with one `vmap`ped call.
+Elementwise optimizers (SGD, momentum, weight decay, AdaGrad, Adam) update stacked parameters exactly as
+they would update each member alone, the objective is the sum of the members' objectives, and each member
+keeps its own reweighter state, so member k follows the single run with its seed. Per-member metrics are
+written to `<run_dir>/member=<k>/` as if they were separate runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state
+
+from overparam.resume import write_json
+from overparam.weighting.base import Reweighter
+
+
+class EnsembleNet(nn.Module):
+    """S networks of one architecture as stacked parameters; `forward(x)` returns `(S, n, out)`."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        params, buffers = stack_module_state(members)
+        self.names = list(params)
+        self.stacked = nn.ParameterList(nn.Parameter(params[name]) for name in self.names)
+        for i, value in enumerate(buffers.values()):
+            self.register_buffer(f"buffer{i}", value)
+        self.buffer_names = list(buffers)
+        # The architecture, without parameters of its own (kept outside the module tree on purpose).
+        self.__dict__["template"] = copy.deepcopy(members[0]).to("meta")
+        self.members = len(members)
+        self.linear_in_parameters = getattr(members[0], "linear_in_parameters", False)
+
+    def member_state(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        params = dict(zip(self.names, self.stacked))
+        buffers = {name: getattr(self, f"buffer{i}") for i, name in enumerate(self.buffer_names)}
+        return params, buffers
+
+    def forward(self, x: Tensor) -> Tensor:
+        params, buffers = self.member_state()
+
+        def one(member_params, member_buffers, inputs):
+            return functional_call(self.template, (member_params, member_buffers), (inputs,))
+
+        return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+
+
+class EnsembleLoss:
+    """Per-sample losses of every member: `(S, n, out)` outputs and shared targets -> `(S, n)`."""
+
+    def __init__(self, loss_fn) -> None:
+        self.loss_fn = loss_fn
+        self.func = getattr(loss_fn, "func", loss_fn)
+
+    def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        return torch.vmap(self.loss_fn, in_dims=(0, None))(outputs, targets)
+
+
+class EnsembleReweighter(Reweighter):
+    """One reweighter per member (each with its own state); q is `(S, n)`, each row on the simplex."""
+
+    def __init__(self, members: list[Reweighter]) -> None:
+        nn.Module.__init__(self)
+        self.members = nn.ModuleList(members)
+        self.static = members[0].static
+        self.n_groups, self.n_train = members[0].n_groups, members[0].n_train
+
+    def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
+        if self.static:  # q depends on the groups alone: the same for every member
+            return self.members[0](losses[0], groups, index).expand_as(losses)
+        return torch.stack([r(member, groups, index) for r, member in zip(self.members, losses)])
+
+    def max_weight(self) -> float:
+        return max(r.max_weight() for r in self.members)
+
+
+def write_members(run_dir: Path, result: dict, members: int) -> None:
+    """`<run_dir>/member=<k>/` for every member: metrics.json, metrics.csv and .hydra/overrides.yaml as the
+    single run with `seed=<seed + k>` writes them (the collector then sees S runs)."""
+    config = result["config"]
+    parent_overrides = run_dir / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(parent_overrides.read_text()) if parent_overrides.exists() else []
+    overrides = [o for o in overrides or [] if not o.lstrip("+~").startswith(("ensemble=", "seed="))]
+    curves = pd.read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else None
+    for k in range(members):
+        tag = f"/member{k}/"
+        own = {
+            key.replace(tag, "/"): value
+            for key, value in result.get("metrics", {}).items()
+            if tag in key or ("/member" not in key and key != "train/objective")  # the sum over members
+        }
+        member_dir = run_dir / f"member={k}"
+        (member_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+        seed = config["seed"] + k
+        (member_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
+        member = {key: value for key, value in result.items() if key != "members"}
+        member.update(metrics=own, best={}, config={**config, "seed": seed, "ensemble": 1})
+        member["ensemble_member"] = {"run_dir": str(run_dir), "index": k}
+        write_json(member_dir / "metrics.json", member)
+        if curves is not None:
+            columns = [c for c in curves.columns if tag in c or "/member" not in c]
+            own_curves = curves[columns].rename(columns={c: c.replace(tag, "/") for c in columns})
+            values = [c for c in own_curves.columns if c not in ("step", "epoch")]
+            own_curves = own_curves.dropna(how="all", subset=values)
+            own_curves.to_csv(member_dir / "metrics.csv", index=False)

@@ -1,0 +1,67 @@
+"""`ensemble=S`: S seeds trained as one batched model, each member equal to its single run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import compose_config
+from overparam.errors import ConfigError
+from overparam.results.collect import collect
+from overparam.train import run
+
+SILENT = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.resume"]
+SETTINGS = [
+    "data=mnist_pairs",
+    "data.n_train=60",
+    "model=mlp",
+    "model.width=64",
+    "model.depth=2",
+    "loss=squared",
+    "optim=gd",
+    "optim.lr=0.5",
+    "trainer=full_batch",
+    "trainer.max_steps=200",
+    "trainer.log_every_n_steps=1",
+    "inner_steps=20",
+    "eval_splits=[val,test]",
+    *SILENT,
+]
+
+
+@pytest.mark.parametrize("weighting", ["erm", "gdro"])
+def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path, weighting):
+    sweep = tmp_path / "sweep"
+    run(compose_config([*SETTINGS, f"weighting={weighting}", "seed=3", "ensemble=3"], sweep / "ensemble"))
+    for k in range(3):
+        run(compose_config([*SETTINGS, f"weighting={weighting}", f"seed={3 + k}"], tmp_path / f"single{k}"))
+        member = json.loads((sweep / "ensemble" / f"member={k}" / "metrics.json").read_text())
+        single = json.loads((tmp_path / f"single{k}" / "metrics.json").read_text())
+        assert member["status"] == single["status"] == "completed" and member["steps"] == single["steps"]
+        assert member["config"]["seed"] == 3 + k
+        assert set(member["metrics"]) == set(single["metrics"]) - {"train/objective"}
+        for key, value in member["metrics"].items():
+            assert value == pytest.approx(single["metrics"][key], rel=1e-9, abs=1e-12), key
+        logged = pd.read_csv(sweep / "ensemble" / f"member={k}" / "metrics.csv")
+        alone = pd.read_csv(tmp_path / f"single{k}" / "metrics.csv")
+        curve = "val/worst_group_acc" if weighting == "erm" else "weights/group/digit0"
+        assert logged[curve].dropna().tolist() == pytest.approx(alone[curve].dropna().tolist(), rel=1e-9)
+    members = json.loads((sweep / "ensemble" / "member=1" / "metrics.json").read_text())["metrics"]
+    assert members != json.loads((sweep / "ensemble" / "member=0" / "metrics.json").read_text())["metrics"]
+    table = collect(sweep)  # the collector sees three runs, not the ensemble's own directory
+    assert len(table) == 3 and sorted(table["seed"].astype(int)) == [3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["data.batch_size=16"], r"^ensemble members must see the same batches: set data\.batch_size=null"),
+        (["data.seed=${seed}"], r"^ensemble members must share the data, but data\.seed follows seed"),
+        (["callbacks=theory"], r"^callbacks\.snapshots does not support ensemble>1"),
+    ],
+)
+def test_an_ensemble_that_cannot_match_its_single_runs_is_refused(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        run(compose_config([*SETTINGS, "ensemble=2", *overrides], tmp_path))
