@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-all lint figures clean
+.PHONY: setup train test test-all bench lint figures clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest -q
 
+# Speed against bare PyTorch loops (CPU here, the GPU when there is one); prints each ratio and its target.
+bench: setup
+	$(BIN)/python benchmarks/run.py $(ARGS)
+
 # Regenerates the README gallery: each figure's sweep, then its plot into docs/figures/.
 GALLERY := grw_fig1 grw_fig2 grw_fig3 grw_width overfit_synthetic arora_fig1 arora_fig2
 figures: setup
@@ -32,8 +36,8 @@ figures: setup
 	done
 
 lint: setup
-	$(BIN)/ruff check src tests train.py
-	$(BIN)/ruff format --check src tests train.py
+	$(BIN)/ruff check src tests benchmarks train.py
+	$(BIN)/ruff format --check src tests benchmarks train.py
 
 clean:
 	rm -rf outputs multirun/*/ .pytest_cache

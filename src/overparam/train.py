@@ -318,7 +318,7 @@ def flat_result(result: dict) -> dict[str, float]:
     }
 
 
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float:
     """The Hydra job: run, print one sentence on a config error, return the value a sweeper optimizes."""
     # The CSV logger shares the run directory with Hydra's files and the checkpoints on purpose.
     warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
@@ -327,4 +327,6 @@ def main(cfg: DictConfig) -> float | None:
         metrics = run(cfg)
     except ConfigError as error:
         sys.exit(f"error: {error}")
-    return metrics.get(cfg.get("objective", ""))
+    value = metrics.get(cfg.get("objective", ""))
+    # A sweeper (Optuna) records a diverged or failed trial as such instead of stopping the study.
+    return float("nan") if value is None else value

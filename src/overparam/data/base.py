@@ -11,6 +11,7 @@ from torch.utils.data import (
     BatchSampler,
     DataLoader,
     Dataset,
+    DistributedSampler,
     RandomSampler,
     SequentialSampler,
     WeightedRandomSampler,
@@ -52,8 +53,13 @@ class TensorSplit(Dataset):
         return len(self.y)
 
     def __getitem__(self, index: list[int] | Tensor) -> Batch:
+        if isinstance(index, list) and index == list(range(len(self.y))):  # the full batch: no copy
+            return Batch(self.x, self.y, self.group, torch.arange(len(self.y), device=self.y.device))
         index = torch.as_tensor(index, dtype=torch.long)
         return Batch(self.x[index], self.y[index], self.group[index], index)
+
+    def to(self, device: torch.device) -> TensorSplit:
+        return TensorSplit(self.x.to(device), self.y.to(device), self.group.to(device))
 
 
 class GroupDataModule(L.LightningDataModule):
@@ -82,6 +88,7 @@ class GroupDataModule(L.LightningDataModule):
         self.sample_weights: Tensor | None = None  # set by run() for sampler-based reweighting
         self.eval_splits: list[str] = ["val"]  # set by run(): the splits evaluated after every epoch
         self.train = self.val = self.test = self.train_eval = None
+        self.device_train: TensorSplit | None = None  # full batch on an accelerator: the one device copy
 
     # Facts about the data that the model and reweighter need (read after setup).
     @property
@@ -124,10 +131,26 @@ class GroupDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         n = len(self.train)
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if world > 1:  # DDP: each rank draws its shard; the sampler is reseeded every epoch (set_epoch)
+            if self.sample_weights is not None:
+                raise ValueError("weighting.mode=sampler is not supported with DDP; use weighting.mode=loss")
+            rank = self.trainer.global_rank
+            order = DistributedSampler(
+                range(n), num_replicas=world, rank=rank, shuffle=self.batch_size is not None, seed=self.seed
+            )
+            size = self.batch_size or -(-n // world)
+            return self._loader(self.train, order, size, self.drop_last)
         if self.sample_weights is not None:
             # Draws from the global RNG (seeded by the run's seed), whose state checkpoints carry.
             order = WeightedRandomSampler(self.sample_weights, num_samples=n, replacement=True)
         elif self.batch_size is None:
+            # Full batch: an in-memory training set goes to the device once, not at every chunk.
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            if isinstance(self.train, TensorSplit) and device.type != "cpu":
+                if self.device_train is None:
+                    self.device_train = self.train.to(device)
+                return self._loader(self.device_train, SequentialSampler(range(n)), n, False, pin=False)
             order = SequentialSampler(range(n))
         else:
             order = RandomSampler(range(n))
@@ -144,13 +167,24 @@ class GroupDataModule(L.LightningDataModule):
         size = self.eval_batch_size or self.batch_size or len(split)
         return self._loader(split, SequentialSampler(range(len(split))), size, False)
 
-    def _loader(self, split: Dataset, order, batch_size: int, drop_last: bool) -> DataLoader:
-        batches = BatchSampler(order, batch_size=min(batch_size, len(split)), drop_last=drop_last)
+    def _loader(
+        self, split: Dataset, order, batch_size: int, drop_last: bool, pin: bool = True
+    ) -> DataLoader:
+        batches = EpochBatchSampler(order, batch_size=min(batch_size, len(split)), drop_last=drop_last)
         return DataLoader(
             split,
             sampler=batches,
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=pin and torch.cuda.is_available(),
         )
+
+
+class EpochBatchSampler(BatchSampler):
+    """Batches of a split's indices, passed to the DataLoader as its sampler (each item is a whole batch).
+    Forwards `set_epoch`, which Lightning calls on a loader's sampler, to a DistributedSampler inside."""
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)

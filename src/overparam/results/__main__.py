@@ -12,7 +12,7 @@ import yaml
 from overparam.results.collect import collect, curves, job_dirs, summarize
 
 # Columns of `collect` that describe a job rather than a setting it shares with other seeds.
-NOT_SETTINGS = {"job", "seed", "status", "steps", "seconds"}
+NOT_SETTINGS = {"job", "seed", "status", "steps", "seconds", "epoch", "step"}
 
 
 def declared_figure(sweep_dir: Path) -> str | None:
@@ -24,14 +24,15 @@ def declared_figure(sweep_dir: Path) -> str | None:
 
 
 def summary_over_seeds(table):
-    """Mean, std, n and 95% CI half-width of every final metric, per setting (the overrides but the seed)."""
+    """One row per setting (the overrides but the seed) and metric: mean, std, n, 95% CI half-width."""
     settings = [c for c in table.columns if "/" not in c and c not in NOT_SETTINGS]
     metrics = [c for c in table.columns if "/" in c and pd.api.types.is_numeric_dtype(table[c])]
     if not metrics:
         return None
     if not settings:
         table, settings = table.assign(setting="all"), ["setting"]
-    return summarize(table, settings, metrics)
+    wide = summarize(table, settings, metrics)  # columns (statistic, metric)
+    return wide.stack(level=1, future_stack=True).rename_axis([*settings, "metric"]).reset_index()
 
 
 def main() -> None:
@@ -49,7 +50,7 @@ def main() -> None:
         frame.to_parquet(args.sweep_dir / f"{name}.parquet", index=False)
     summary = summary_over_seeds(table)
     if summary is not None:
-        summary.to_csv(args.sweep_dir / "summary.csv")
+        summary.to_csv(args.sweep_dir / "summary.csv", index=False)
     print(f"wrote results, curves (.csv, .parquet) and summary.csv in {args.sweep_dir}")
     figure = declared_figure(args.sweep_dir)
     if figure:
