@@ -7,6 +7,8 @@ peak allocated memory on a GPU). Options: `--device cuda` on a GPU machine, `--q
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import resource
@@ -42,6 +44,12 @@ class FitTimer(L.Callback):
         FitTimer.last.update(seconds=time.perf_counter() - FitTimer.last["start"], steps=trainer.global_step)
 
 
+def quietly(function, *args):
+    """Run the framework without its per-run report tables on stdout."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return function(*args)
+
+
 def config(overrides: list[str], run_dir: Path):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose(config_name="train", overrides=[*overrides, f"run_dir='{run_dir}'"])
@@ -51,7 +59,7 @@ def framework_steps_per_second(overrides: list[str]) -> float:
     from overparam.train import run
 
     with tempfile.TemporaryDirectory() as run_dir:
-        run(config([*overrides, *QUIET, *TIMER], Path(run_dir)))
+        quietly(run, config([*overrides, *QUIET, *TIMER], Path(run_dir)))
     return (FitTimer.last["steps"] - FitTimer.last["step0"]) / FitTimer.last["seconds"]
 
 
@@ -87,8 +95,8 @@ def report(name: str, ratio: float, target: str, detail: str, device: str) -> di
 def linear_six_images(device: str, steps: int) -> dict:
     """Target 1a: seed 000's six-image linear model, full-batch GD in float64, ERM."""
     overrides = ["+experiment=grw_fig1", "weighting=erm", "callbacks=default", f"trainer.max_steps={steps}"]
+    overrides += ["log_grid_per_decade=null"]  # chunks of inner_steps=1000: the loop, not the log grid
     overrides += [f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]
-    framework = framework_steps_per_second(overrides)
     data = instantiate(config(overrides, Path("/tmp"))["data"])
     data.setup("fit")
     x = data.train.x.flatten(1).double().to(device)
@@ -102,15 +110,23 @@ def linear_six_images(device: str, steps: int) -> dict:
         loss.backward()
         optimizer.step()
 
-    bare = bare_steps_per_second(step, steps, device)
-    detail = f"framework {framework:,.0f} steps/s, bare loop {bare:,.0f} steps/s"
+    # Alternate the two three times and keep each one's best: a tiny step is at the mercy of the scheduler.
+    framework = bare = 0.0
+    for _ in range(3):
+        framework = max(framework, framework_steps_per_second(overrides))
+        bare = max(bare, bare_steps_per_second(step, steps, device))
+    detail = f"framework {framework:,.0f} steps/s, bare loop {bare:,.0f} steps/s (best of 3)"
     return report("1a full-batch GD, linear, 6 images (float64)", framework / bare, "≥ 0.85", detail, device)
 
 
 def two_layer_relu(device: str, steps: int, m: int = 2000, n: int = 1000) -> dict:
-    """Target 1b: seed 002's two-layer ReLU net (m = 2,000, n = 1,000, d = 784), full-batch GD, sum loss."""
+    """Target 1b: seed 002's two-layer ReLU net (m = 2,000, n = 1,000, d = 784), full-batch GD, sum loss.
+    The 5,000 embedded MNIST images hold 1,000 of a digit pair, so the inputs are seed 002 §6's points on
+    the sphere in d = 784 (the cost of a step depends on n, m and d only)."""
     overrides = [
         "+experiment=arora_fig1",
+        "data=sphere",
+        "data.d=784",
         "callbacks=default",
         f"model.m={m}",
         f"data.n_train={n}",
@@ -144,14 +160,15 @@ def two_layer_relu(device: str, steps: int, m: int = 2000, n: int = 1000) -> dic
     )
 
 
-def ensemble(device: str, steps: int, members: int = 32) -> dict:
-    """Target 2: 32 members of a width-1,000 MLP on n = 100 as one run (ensemble=32) vs 32 sequential runs."""
+def ensemble(device: str, steps: int, width: int, members: int = 32) -> dict:
+    """Target 2: 32 members of a one-hidden-layer MLP on n = 100 as one run (ensemble=32) vs 32 sequential
+    runs, each the same number of full-batch GD steps."""
     from overparam.train import run
 
     overrides = [
         "data=mnist_pairs",
         "model=mlp",
-        "model.width=1000",
+        f"model.width={width}",
         "model.depth=1",
         "loss=squared",
         "optim=gd",
@@ -167,10 +184,10 @@ def ensemble(device: str, steps: int, members: int = 32) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         for seed in range(members):
-            run(config([*overrides, f"seed={seed}"], Path(tmp) / f"single{seed}"))
+            quietly(run, config([*overrides, f"seed={seed}"], Path(tmp) / f"single{seed}"))
         sequential = time.perf_counter() - start
         start = time.perf_counter()
-        run(config([*overrides, "seed=0", f"ensemble={members}"], Path(tmp) / "ensemble"))
+        quietly(run, config([*overrides, "seed=0", f"ensemble={members}"], Path(tmp) / "ensemble"))
         batched = time.perf_counter() - start
         same = json.loads((Path(tmp) / "ensemble" / "member=5" / "metrics.json").read_text())["metrics"]
         alone = json.loads((Path(tmp) / "single5" / "metrics.json").read_text())["metrics"]
@@ -179,7 +196,7 @@ def ensemble(device: str, steps: int, members: int = 32) -> dict:
     detail = f"{members} runs {sequential:.1f} s, ensemble {batched:.1f} s ({steps} steps each)"
     detail += f"; member 5 vs its single run: max metric gap {gap:.1e}"
     return report(
-        f"2  ensemble={members}, MLP width 1000, n=100", sequential / batched, target, detail, device
+        f"2  ensemble={members}, MLP width {width}, n=100", sequential / batched, target, detail, device
     )
 
 
@@ -198,7 +215,8 @@ def main() -> None:
     results = [
         linear_six_images(args.device, int(20000 * scale)),
         two_layer_relu(args.device, max(2, int(40 * scale))),
-        ensemble(args.device, max(10, int(100 * scale))),
+        ensemble(args.device, max(10, int(100 * scale)), width=1000),
+        ensemble(args.device, max(10, int(300 * scale)), width=100),
     ]
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))

@@ -146,3 +146,18 @@ def test_table1_sweep_aggregates_last_epochs_and_the_early_stopping_window(tmp_p
     }
     assert (summary[("n", "train_acc")] == 2).all() and (summary[("ci", "worst_group_test_acc")] >= 0).all()
     assert summary[("mean", "train_acc")].between(0, 1).all()
+
+
+def test_a_split_missing_a_group_or_a_row_with_a_bad_label_names_the_file_and_what_is_wrong(tmp_path):
+    root = make_waterbirds(tmp_path)
+    metadata = root / "metadata.csv"
+    original = metadata.read_text().splitlines()
+    # Row of image 28 (the last val image, the only waterbird on water in val) moved to land.
+    lines = [line.replace(",1,1,1,", ",1,1,0,") if line.startswith("28,") else line for line in original]
+    metadata.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"metadata.csv: the val split has no rows of group waterbird_water"):
+        Waterbirds(str(root), image_size=32, batch_size=4).setup()
+    lines = [line.replace(",0,0,0,", ",2,0,0,") if line.startswith("1,") else line for line in original]
+    metadata.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"metadata.csv row 1 has label 2; expected one of \(0, 1\)"):
+        Waterbirds(str(root), image_size=32, batch_size=4).setup()

@@ -115,7 +115,7 @@ class ReweightedModule(L.LightningModule):
         steps = self.steps_in_chunk()
         plain = steps > 1 and self.uses_plain_steps()
         for i in range(steps):
-            optimizer.zero_grad(set_to_none=True)
+            (optimizer.optimizer if plain else optimizer).zero_grad(set_to_none=True)
             outputs = self.net(batch.x)
             losses = self.loss_fn(outputs, batch.y)
             q = self.reweighter(losses, batch.group, batch.index)

@@ -17,7 +17,12 @@ class ERM(Reweighter):
         super().__init__(n_groups, group_counts, n_train)
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
-        return torch.full_like(losses, 1.0 / len(losses)).detach()
+        # Full-batch GD asks for the same q at every step: keep it (a fresh tensor costs ~10% of a tiny step).
+        q = self.__dict__.get("cached_q")
+        if q is None or q.shape != losses.shape or q.dtype != losses.dtype or q.device != losses.device:
+            q = torch.full_like(losses, 1.0 / len(losses)).detach()
+            self.__dict__["cached_q"] = q
+        return q
 
     def max_weight(self) -> float:
         return 1.0 / self.n_train
