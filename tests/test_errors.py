@@ -61,6 +61,10 @@ BAD_CONFIGS = [
     (["data.n_train=6000"], r"^data\.n_train \+ n_val \+ n_test must be ≤ 5000"),
     (["inner_steps=0"], r"^inner_steps must be an integer ≥ 1, got 0$"),
     (
+        ["inner_steps=10"],
+        r"^inner_steps=10 would take that many steps on every mini-batch; set inner_steps=1",
+    ),
+    (
         ["data=mnist_pairs", "model=linear", "loss=cross_entropy"],
         r"^loss=cross_entropy needs one output per class",
     ),

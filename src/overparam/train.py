@@ -184,6 +184,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
     ]
     if trainer.precision == "64-true":  # before a checkpoint is restored into them, not after (rounding)
         nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
+    if cfg.inner_steps > 1 and data.batch_size is not None:
+        raise ConfigError(
+            f"inner_steps={cfg.inner_steps} would take that many steps on every mini-batch; "
+            "set inner_steps=1 with mini-batches (data.batch_size or data.split)"
+        )
     data.sample_weights = reweighters[0].sample_weights(data.train.group)
     data.eval_splits = list(cfg.eval_splits)
     if data.sample_weights is not None and data.batch_size is None:

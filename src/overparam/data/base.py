@@ -153,8 +153,12 @@ class GroupDataModule(L.LightningDataModule):
                 return self._loader(self.device_train, SequentialSampler(range(n)), n, False, pin=False)
             order = SequentialSampler(range(n))
         else:
-            order = RandomSampler(range(n))
+            order = self.minibatch_order(n)
         return self._loader(self.train, order, self.batch_size or n, self.drop_last)
+
+    def minibatch_order(self, n: int):
+        """The order mini-batches are cut from: a fresh permutation every epoch (global RNG)."""
+        return RandomSampler(range(n))
 
     def val_dataloader(self) -> list[DataLoader]:
         splits = {"val": self.val, "test": self.test, "train": self.train_eval}

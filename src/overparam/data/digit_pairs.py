@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Sampler
 
 from overparam.data.base import GroupDataModule, TensorSplit, encode_labels
 from overparam.data.sources import load_digit_images
@@ -40,8 +41,17 @@ class DigitPairs(GroupDataModule):
         num_workers: int = 0,
         labels: str = "pm1",
         seed: int = 0,
+        split: float | None = None,
+        shuffle: bool = True,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, labels, seed)
+        if split is not None:
+            if not isinstance(split, (int, float)) or not 0 < split <= 1:
+                raise ValueError(
+                    f"split must be a fraction in (0, 1] (batch = split · n_train) or null, got {split!r}"
+                )
+            if batch_size is not None:
+                raise ValueError("set either batch_size or split (batch = split · n_train), not both")
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
@@ -58,6 +68,12 @@ class DigitPairs(GroupDataModule):
         self.root = root
         self.class_counts = list(class_counts) if class_counts is not None else None
         self.sizes = (n_train, n_val, n_test)
+        # Seed 003's batch splits: batches of round(split · n) partition the training set every epoch; without
+        # shuffling it is the same partition (one permutation drawn from the data seed) every epoch.
+        self.split, self.shuffle = split, shuffle
+        if split is not None and split < 1:
+            n = sum(class_counts) if class_counts is not None else n_train
+            self.batch_size = max(1, round(split * n))
         self.group_names = tuple(f"digit{d}" for d in self.digits)
 
     def training_rows(self, digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -72,6 +88,11 @@ class DigitPairs(GroupDataModule):
             else rng.permutation(np.concatenate(by_class))
         )
         return pooled[: self.sizes[0]]
+
+    def minibatch_order(self, n: int):
+        if self.split is not None and not self.shuffle:
+            return FixedPermutation(n, self.seed)
+        return super().minibatch_order(n)
 
     def build_splits(self):
         images, digit = load_digit_images(self.source, self.root)
@@ -96,3 +117,16 @@ class DigitPairs(GroupDataModule):
             cls = torch.from_numpy((digit[rows] == self.digits[1]).astype(np.int64))
             splits.append(TensorSplit(x, encode_labels(cls, self.labels), cls))
         return tuple(splits)
+
+
+class FixedPermutation(Sampler):
+    """The same permutation of range(n) every epoch (seed 003's unshuffled batch split)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
