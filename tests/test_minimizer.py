@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from conftest import QUIET_NO_CHECKPOINTS, compose_config
 from overparam.data.base import whole
 from overparam.models.deep_relu import DeepReLU
+from overparam.results.figures.seed003 import deviations, fig9
 from overparam.theory.kernels import empirical_ntk, kernel_regression_limit
 from overparam.theory.minimizers import kernel_interpolator, linearized_test_loss_over_sigma
 from overparam.train import run
@@ -108,6 +109,11 @@ def test_sgd_ends_near_gd_while_adagrad_ends_elsewhere(tmp_path):
     split of 0.1 lands next to GD's minimizer, AdaGrad ≥ 5× farther away."""
     outputs = train_with_optimizers(tmp_path, ["gd", "sgd_0.1", "adagrad"], threshold=1e-4)
     assert rms(outputs["adagrad"] - outputs["gd"]) >= 5 * rms(outputs["sgd_0.1"] - outputs["gd"])
+    # Fig. 9 from the same runs: the norm over the 100 test points, against the GD run of the same seed.
+    table = deviations(tmp_path).set_index("recipe")["deviation"]
+    assert sorted(table.index) == ["AdaGrad", "SGD split 0.1"]
+    assert table["AdaGrad"] == pytest.approx(rms(outputs["adagrad"] - outputs["gd"]) * 10, rel=1e-9)
+    assert len(fig9(tmp_path).axes[0].patches) == 2
 
 
 @pytest.mark.slow
