@@ -37,7 +37,6 @@ class EnsembleNet(nn.Module):
         # The architecture, without parameters of its own (kept outside the module tree on purpose).
         self.__dict__["template"] = copy.deepcopy(members[0]).to("meta")
         self.members = len(members)
-        self.linear_in_parameters = getattr(members[0], "linear_in_parameters", False)
 
     def member_state(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         params = dict(zip(self.names, self.stacked))
@@ -58,7 +57,6 @@ class EnsembleLoss:
 
     def __init__(self, loss_fn) -> None:
         self.loss_fn = loss_fn
-        self.func = getattr(loss_fn, "func", loss_fn)
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return torch.vmap(self.loss_fn, in_dims=(0, None))(outputs, targets)
@@ -77,9 +75,6 @@ class EnsembleReweighter(Reweighter):
         if self.static:  # q depends on the groups alone: the same for every member
             return self.members[0](losses[0], groups, index).expand_as(losses)
         return torch.stack([r(member, groups, index) for r, member in zip(self.members, losses)])
-
-    def max_weight(self) -> float:
-        return max(r.max_weight() for r in self.members)
 
 
 def write_members(run_dir: Path, result: dict, members: int) -> None:

@@ -59,11 +59,15 @@ def scaled_learning_rate(cfg: DictConfig, data, net, reweighter) -> float:
         raise ConfigError(f"lr_scale must be a number in (0, 2) (stable full-batch GD), got {cfg.lr_scale!r}")
     if data.n_outputs != 1:
         raise ConfigError("lr_scale needs a scalar-output model: set data.labels=pm1")
-    train = whole(data.train)
-    features = parameter_jacobian(net, train.x.to(next(net.parameters()).dtype))
+    features = training_features(data, net)
     # A summed loss weights every sample n times more than the simplex weights q say.
     max_weight = reweighter.max_weight() * (data.n_train if cfg.loss_reduction == "sum" else 1)
     return stable_learning_rate(features.double(), max_weight, cfg.lr_scale)
+
+
+def training_features(data, net) -> torch.Tensor:
+    """J = ∇θ f(X; θ0) on the whole training set `(n, p)`: the inputs of a linear model."""
+    return parameter_jacobian(net, whole(data.train).x.to(next(net.parameters()).dtype))
 
 
 def check_optimizer(cfg: DictConfig) -> None:
@@ -97,7 +101,7 @@ def quadratic_stability_error(cfg: DictConfig, data, net, reweighter, loss_fn, o
     ):
         return None
     train = whole(data.train)
-    features = parameter_jacobian(net, train.x.to(next(net.parameters()).dtype)).double()
+    features = training_features(data, net).double()
     q = reweighter(torch.zeros(len(train.y)), train.group, train.index).double()
     q = q * (len(q) if cfg.loss_reduction == "sum" else 1)
     weighted = q.sqrt()[:, None] * features
@@ -161,7 +165,14 @@ def run(cfg: DictConfig) -> dict[str, float]:
         return flat_result(plan.previous)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     check_optimizer(cfg)
+    if cfg.ensemble != 1:
+        check_ensemble(cfg)
     data = build(cfg, "data")
+    if cfg.inner_steps > 1 and data.batch_size is not None:
+        raise ConfigError(
+            f"inner_steps={cfg.inner_steps} would take that many steps on every mini-batch; "
+            "set inner_steps=1 with mini-batches (data.batch_size or data.split)"
+        )
     callbacks = build_named(cfg, "callbacks")
     if cfg.ensemble > 1:  # no per-member best checkpoint: an ensemble's members report final metrics
         callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
@@ -184,11 +195,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     ]
     if trainer.precision == "64-true":  # before a checkpoint is restored into them, not after (rounding)
         nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
-    if cfg.inner_steps > 1 and data.batch_size is not None:
-        raise ConfigError(
-            f"inner_steps={cfg.inner_steps} would take that many steps on every mini-batch; "
-            "set inner_steps=1 with mini-batches (data.batch_size or data.split)"
-        )
     data.sample_weights = reweighters[0].sample_weights(data.train.group)
     data.eval_splits = list(cfg.eval_splits)
     if data.sample_weights is not None and data.batch_size is None:
@@ -202,11 +208,14 @@ def run(cfg: DictConfig) -> dict[str, float]:
     loss_fn = plain_partial(instantiate(cfg.loss))
     unstable = quadratic_stability_error(cfg, data, nets[0], reweighters[0], loss_fn, optimizer)
     net, reweighter = nets[0], reweighters[0]
-    if len(nets) > 1:
-        net, reweighter, loss_fn = EnsembleNet(nets), EnsembleReweighter(reweighters), EnsembleLoss(loss_fn)
     try:
-        plain_loss = getattr(loss_fn, "loss_fn", loss_fn)
-        plain_loss(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts these targets
+        loss_fn(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts these targets
+        if len(nets) > 1:
+            net, reweighter, loss_fn = (
+                EnsembleNet(nets),
+                EnsembleReweighter(reweighters),
+                EnsembleLoss(loss_fn),
+            )
         module = ReweightedModule(
             net,
             loss_fn,
@@ -269,14 +278,13 @@ def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
     build_model = functools.partial(build, cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
     if cfg.ensemble == 1:
         return [build_model()]
-    check_ensemble(cfg)
-    states = []
+    nets = []
     for k in range(cfg.ensemble):
         L.seed_everything(cfg.seed + k, workers=True, verbose=False)
         replay = build(cfg, "data")  # the data draws a single run makes before building its model
         replay.setup("fit")
-        states.append(build_model())
-    return states
+        nets.append(build_model())
+    return nets
 
 
 def check_ensemble(cfg: DictConfig) -> None:

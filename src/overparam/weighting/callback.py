@@ -29,7 +29,8 @@ class ReweightingCallback(L.Callback):
         names = pl_module.hparams.group_names
         logs = {}
         # A seed-batched ensemble has one row of q per member: weights/member<k>/...
-        for prefix, member_q in [("weights", q)] if q.dim() == 1 else enumerate_members(q):
+        rows = [("weights", q)] if q.dim() == 1 else [(f"weights/member{k}", row) for k, row in enumerate(q)]
+        for prefix, member_q in rows:
             mass = torch.bincount(groups, weights=member_q.float(), minlength=len(names))
             logs.update({f"{prefix}/group/{name}": m for name, m in zip(names, mass)})
             logs[f"{prefix}/min_q"] = member_q.min()
@@ -61,7 +62,3 @@ class ReweightingCallback(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.initial_state = state_dict["initial_state"]
-
-
-def enumerate_members(q: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    return [(f"weights/member{k}", row) for k, row in enumerate(q)]
