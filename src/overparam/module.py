@@ -42,6 +42,7 @@ class ReweightedModule(L.LightningModule):
         log_grid_per_decade: int | None = None,
         eval_splits: tuple[str, ...] = ("val",),
         loss_reduction: str = "mean",
+        stop_loss: float | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(inner_steps, int) or inner_steps < 1:
@@ -72,6 +73,9 @@ class ReweightedModule(L.LightningModule):
         if loss_reduction not in ("mean", "sum"):
             raise ValueError(f"loss_reduction must be mean or sum, got {loss_reduction!r}")
         self.loss_reduction = loss_reduction
+        # Full batch: a chunk ends at the first step whose objective (the training loss) is below this, so
+        # a stop rule on the training loss (seed 003: < 1e-5) sees the first such step, not a chunk's end.
+        self.stop_loss = stop_loss
         self.eval_metrics = nn.ModuleList(
             GroupMetrics(group_names, group_counts, members) for _ in self.eval_splits
         )
@@ -120,6 +124,8 @@ class ReweightedModule(L.LightningModule):
             losses = self.loss_fn(outputs, batch.y)
             q = self.reweighter(losses, batch.group, batch.index)
             objective = self.objective(losses, q)
+            if self.stop_loss is not None and i > 0 and objective.item() < self.stop_loss:
+                break  # θ_t is below the threshold: no further step
             if plain and i < steps - 1:
                 objective.backward()
                 # Count the step in Lightning's progress (global_step) without its hooks.

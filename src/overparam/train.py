@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -22,12 +22,15 @@ from overparam import resume
 from overparam.data.base import whole
 from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter, write_members
 from overparam.errors import ConfigError, Diverged
-from overparam.losses import squared
+from overparam.losses import logistic, squared
 from overparam.module import ReweightedModule
+from overparam.procedures.lr_search import monotone_learning_rate
+from overparam.procedures.sigma_search import shrink_sigma
 from overparam.report import print_report
 from overparam.theory.bounds import stable_learning_rate
 from overparam.theory.kernels import parameter_jacobian
 from overparam.validate import validate
+from overparam.weighting.erm import ERM
 
 
 def build(cfg: DictConfig, group: str, **facts):
@@ -59,15 +62,22 @@ def scaled_learning_rate(cfg: DictConfig, data, net, reweighter) -> float:
         raise ConfigError(f"lr_scale must be a number in (0, 2) (stable full-batch GD), got {cfg.lr_scale!r}")
     if data.n_outputs != 1:
         raise ConfigError("lr_scale needs a scalar-output model: set data.labels=pm1")
-    features = training_features(data, net)
-    # A summed loss weights every sample n times more than the simplex weights q say.
+    # A summed loss weights every sample n times more than the simplex weights q say; the logistic loss
+    # curves at most a quarter as much as the squared one (ℓ'' ≤ 1/4, reached at zero margin).
     max_weight = reweighter.max_weight() * (data.n_train if cfg.loss_reduction == "sum" else 1)
-    return stable_learning_rate(features.double(), max_weight, cfg.lr_scale)
+    if getattr(instantiate(cfg.loss), "func", None) is logistic:
+        max_weight /= 4
+    return stable_learning_rate(training_kernel(data, net), max_weight, cfg.lr_scale)
 
 
-def training_features(data, net) -> torch.Tensor:
-    """J = ∇θ f(X; θ0) on the whole training set `(n, p)`: the inputs of a linear model."""
-    return parameter_jacobian(net, whole(data.train).x.to(next(net.parameters()).dtype))
+def training_kernel(data, net) -> torch.Tensor:
+    """JJᵀ in float64 with J = ∇θ f(X; θ0) on the whole training set (the NTK Gram matrix), from the
+    network's own kernel when it has one (no P-wide Jacobian)."""
+    x = whole(data.train).x.to(next(net.parameters()).dtype)
+    if hasattr(net, "ntk"):
+        return net.ntk(x, x).double()
+    features = parameter_jacobian(net, x).double()
+    return features @ features.T
 
 
 def check_optimizer(cfg: DictConfig) -> None:
@@ -101,11 +111,10 @@ def quadratic_stability_error(cfg: DictConfig, data, net, reweighter, loss_fn, o
     ):
         return None
     train = whole(data.train)
-    features = training_features(data, net).double()
     q = reweighter(torch.zeros(len(train.y)), train.group, train.index).double()
     q = q * (len(q) if cfg.loss_reduction == "sum" else 1)
-    weighted = q.sqrt()[:, None] * features
-    curvature = float(torch.linalg.eigvalsh(weighted @ weighted.T).max())
+    weights = q.sqrt()
+    curvature = float(torch.linalg.eigvalsh(weights[:, None] * training_kernel(data, net) * weights).max())
     curvature += cfg.l2_to_init + settings.get("weight_decay", 0.0)
     lr = settings["lr"]
     if lr * curvature < 2:
@@ -163,6 +172,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if plan.action == "skip":
         print(f"skipped: {run_dir} already holds a {plan.previous['status']} run of this config")
         return flat_result(plan.previous)
+    if cfg.get("sigma_search"):
+        return run_procedure(cfg, run_dir, config, shrink_sigma)
+    searched = None
+    if cfg.get("lr_search"):
+        if cfg.get("lr_scale") is not None:
+            raise ConfigError("lr_search chooses optim.lr itself: set lr_scale=null")
+        searched = monotone_learning_rate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     check_optimizer(cfg)
     if cfg.ensemble != 1:
@@ -199,7 +215,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     data.eval_splits = list(cfg.eval_splits)
     if data.sample_weights is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
-    optimizer = instantiate(cfg.optim)
+    optimizer = instantiate(cfg.optim, **({"lr": searched["lr"]} if searched else {}))
     if cfg.get("lr_scale") is not None:
         rates = [scaled_learning_rate(cfg, data, n, r) for n, r in zip(nets, reweighters)]
         if max(rates) - min(rates) > 1e-9 * max(rates):
@@ -229,6 +245,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             log_grid_per_decade=cfg.log_grid_per_decade,
             eval_splits=tuple(cfg.eval_splits),
             loss_reduction=cfg.loss_reduction,
+            stop_loss=chunk_stop_loss(cfg, callbacks, reweighter),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error
@@ -254,6 +271,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     finally:
         if len(nets) > 1:
             result["members"] = len(nets)
+        if searched:
+            result["lr_search"] = searched
         result.update(
             steps=trainer.global_step,
             seconds=round(time.time() - started, 3),
@@ -269,6 +288,31 @@ def run(cfg: DictConfig) -> dict[str, float]:
         write_members(run_dir, result, len(nets))
     elif result["status"] == "completed":
         print_report(result["metrics"], data.group_names, result["best"])
+    return flat_result(result)
+
+
+def chunk_stop_loss(cfg: DictConfig, callbacks: list, reweighter) -> float | None:
+    """The threshold of an EarlyStopping on the full training loss, when a full-batch step's objective is
+    that loss (unweighted mean, no penalty): chunks of inner steps then end at the first step below it."""
+    for callback in callbacks:
+        if (
+            isinstance(callback, EarlyStopping)
+            and callback.monitor == "train_eval/loss"
+            and callback.stopping_threshold is not None
+            and isinstance(reweighter, ERM)
+            and cfg.loss_reduction == "mean"
+            and cfg.l2_to_init == 0
+        ):
+            return float(callback.stopping_threshold)
+    return None
+
+
+def run_procedure(cfg: DictConfig, run_dir: Path, config: dict, procedure) -> dict[str, float]:
+    """A run made of runs (`procedure(cfg)` trains them in subdirectories); writes its metrics.json."""
+    started = time.time()
+    result = procedure(cfg)
+    result.update(seconds=round(time.time() - started, 3), config=config)
+    resume.write_json(run_dir / "metrics.json", result)
     return flat_result(result)
 
 

@@ -37,6 +37,8 @@ class RunSettings:
     eval_splits: list[Literal["val", "test", "train"]]
     log_grid_per_decade: int | None
     ensemble: int
+    lr_search: dict | None
+    sigma_search: dict | None
     ckpt_path: str | None
     objective: str
     figure: str | None

@@ -61,11 +61,34 @@ class DeepReLU(nn.Module):
         self.sigma, self.widths = float(sigma), sizes[1:]
 
     def forward(self, x: Tensor) -> Tensor:
-        h = x.flatten(1)
+        return self.layers(x)[-1][1]
+
+    def layers(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """(a^{l−1}, h^l) for l = 1..L: each layer's input (a⁰ = x) and pre-activation (h^L = f)."""
+        a, out = x.flatten(1), []
         for layer, (weight, fan_out) in enumerate(zip(self.weights, self.widths)):
-            if layer > 0:
-                h = torch.relu(h)
-            h = self.sigma / math.sqrt(fan_out) * h @ weight.T
+            h = self.sigma / math.sqrt(fan_out) * a @ weight.T
             if self.biases is not None:
                 h = h + self.sigma * self.biases[layer]
-        return h
+            out.append((a, h))
+            a = torch.relu(h)
+        return out
+
+    def ntk(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """K(x, x') = φ(x)φ(x')ᵀ at the current parameters without the P-wide Jacobian (seed 003 §1.4):
+        Σ_l (σ²/m_l)(g_l(x)·g_l(x'))(a^{l−1}(x)·a^{l−1}(x')) (+ σ² g_l(x)·g_l(x') with biases), where
+        g_l = ∂f/∂h^l comes from one backward pass of Σ_n f(x_n)."""
+        terms = [self.backward_terms(x) for x in (x1, x2)]
+        kernel = torch.zeros(len(x1), len(x2), dtype=x1.dtype, device=x1.device)
+        for fan_out, (a1, g1), (a2, g2) in zip(self.widths, *terms):
+            grads = g1 @ g2.T
+            kernel += self.sigma**2 / fan_out * grads * (a1 @ a2.T)
+            if self.biases is not None:
+                kernel += self.sigma**2 * grads
+        return kernel
+
+    def backward_terms(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+        with torch.enable_grad():
+            layers = self.layers(x.detach())
+            grads = torch.autograd.grad(layers[-1][1].sum(), [h for _, h in layers])
+        return [(a.detach(), g) for (a, _), g in zip(layers, grads)]

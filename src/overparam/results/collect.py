@@ -13,9 +13,20 @@ from scipy import stats
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
     """Every run directory under `sweep_dir` (those holding a metrics.json), in a stable order. An
-    ensemble's own directory is left out: its members' directories hold its runs."""
-    found = sorted(path.parent for path in Path(sweep_dir).rglob("metrics.json"))
-    return [job for job in found if "members" not in json.loads((job / "metrics.json").read_text())]
+    ensemble's own directory is left out (its members' directories hold its runs), and so are the runs a
+    procedure trained to make one: learning-rate search trials (under `lr_search/`) and the rounds of a
+    σ-shrinking run (whose own directory holds the result)."""
+    sweep_dir = Path(sweep_dir)
+    found = sorted(path.parent for path in sweep_dir.rglob("metrics.json"))
+    results = {job: json.loads((job / "metrics.json").read_text()) for job in found}
+    procedures = [job for job, result in results.items() if "sigma_search" in result]
+    return [
+        job
+        for job in found
+        if "members" not in results[job]
+        and "lr_search" not in job.relative_to(sweep_dir).parts
+        and not any(parent in procedures for parent in job.parents)
+    ]
 
 
 def overrides(job: Path) -> dict[str, str]:

@@ -1,4 +1,9 @@
-"""Seed 003 (Nonnenmacher et al.): Fig. 9, how far each optimizer's minimizer lies from GD's."""
+"""Seed 003 (Nonnenmacher et al.), which minimizer: test error against the training set size (Fig. 1, and
+Fig. 10 with the cross-entropy), the initialization scale σ (Fig. 2, with the closed-form f_lin and f_int),
+the width and optimizer (Fig. 3), the batch split (Fig. 4), each optimizer's distance from GD's minimizer
+(Fig. 9), and the σ-shrinking remedy. Fashion-MNIST (Figs. 6–8) is the same sweeps with data=fashion_pairs.
+
+"Test error" is the paper's: L_T = (1/2N_T)‖f(X_T) − Y_T‖² (`test/loss` with the squared loss)."""
 
 from __future__ import annotations
 
@@ -25,6 +30,40 @@ def recipe(config: dict) -> str:
     if name == "SGD" and full_batch and not config["optim"].get("momentum"):
         return "GD"
     return name if full_batch else f"{name} split {split}"
+
+
+def runs(sweep_dir: Path) -> pd.DataFrame:
+    """One row per completed run: recipe, seed, depth, width, sigma, n_train, split, shuffle, test_loss,
+    test_error (0-1), train_loss, steps and the run directory."""
+    rows = []
+    for job in job_dirs(sweep_dir):
+        result = json.loads((job / "metrics.json").read_text())
+        if result["status"] != "completed":
+            continue
+        config, metrics = result["config"], result["metrics"]
+        data, model = config["data"], config["model"]
+        rows.append(
+            {
+                "recipe": recipe(config),
+                "seed": config["seed"],
+                "depth": model.get("depth"),
+                "width": model.get("width"),
+                "sigma": model.get("sigma"),
+                "n_train": data.get("n_train"),
+                "split": data.get("split") or 1.0,
+                "shuffle": bool(data.get("shuffle", True)),
+                "test_loss": metrics["test/loss"],
+                "test_error": 1 - metrics["test/avg_acc"],
+                "train_loss": metrics.get("train_eval/loss"),
+                "steps": result["steps"],
+                "job": job,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def mean_and_std(table: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
+    return table.groupby(by)[value].agg(["mean", "std", "sem", "count"]).reset_index()
 
 
 def deviations(sweep_dir: Path) -> pd.DataFrame:
@@ -56,5 +95,189 @@ def fig9(sweep_dir: Path):
     ax.bar(labels, summary["mean"], yerr=summary["sem"].fillna(0), capsize=4, color="tab:blue")
     ax.set(ylabel="‖f(X_T) − f_GD(X_T)‖₂", title="distance of the minimizer from GD's (100 test points)")
     ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    return fig
+
+
+def fig1(sweep_dir: Path, value: str = "test_loss"):
+    """Test error against the training set size N for each optimizer and σ (mean ± std over
+    repetitions): σ = 2 above σ = 0.5 at every N, SGD on GD, AdaGrad apart (seed 003 Fig. 1, F1.1–F1.4)."""
+    summary = mean_and_std(runs(sweep_dir), ["recipe", "sigma", "n_train"], value)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (name, sigma), part in summary.groupby(["recipe", "sigma"]):
+        ax.errorbar(
+            part["n_train"],
+            part["mean"],
+            yerr=part["std"].fillna(0),
+            marker="o",
+            capsize=3,
+            label=f"{name}, σ = {sigma:g}",
+        )
+    ylabel = "test MSE ½(f − y)²" if value == "test_loss" else value.replace("_", " ")
+    ax.set(xscale="log", yscale="log", xlabel="training set size N", ylabel=ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig10(sweep_dir: Path):
+    """Fig. 1 with the logistic (binary cross-entropy) loss: test cross-entropy and 0-1 error against N."""
+    table = runs(sweep_dir)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, value, label in zip(axes, ["test_loss", "test_error"], ["test cross-entropy", "test 0-1 error"]):
+        summary = mean_and_std(table, ["recipe", "sigma", "n_train"], value)
+        for (name, sigma), part in summary.groupby(["recipe", "sigma"]):
+            ax.errorbar(
+                part["n_train"],
+                part["mean"],
+                yerr=part["std"].fillna(0),
+                marker="o",
+                capsize=3,
+                label=f"{name}, σ = {sigma:g}",
+            )
+        ax.set(xscale="log", xlabel="training set size N", ylabel=label)
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def limits(table: pd.DataFrame) -> pd.DataFrame:
+    """Test MSE of f_lin,∞ and f_int (from each run's limits.pt) next to the trained network's."""
+    rows = []
+    for job, depth, width, sigma, seed in table[["job", "depth", "width", "sigma", "seed"]].itertuples(
+        index=False
+    ):
+        if not (job / "limits.pt").exists():
+            continue
+        saved = torch.load(job / "limits.pt", weights_only=True)
+        for name in ("f_lin", "f_int"):
+            loss = 0.5 * (saved[f"{name}_test"] - saved["y_test"]).pow(2).mean().item()
+            rows.append(
+                {
+                    "curve": name,
+                    "depth": depth,
+                    "width": width,
+                    "sigma": sigma,
+                    "seed": seed,
+                    "test_loss": loss,
+                }
+            )
+    return pd.DataFrame(rows, columns=["curve", "depth", "width", "sigma", "seed", "test_loss"])
+
+
+def fig2(sweep_dir: Path):
+    """Test MSE against σ for the trained network f_NN and the closed forms f_lin,∞ (GD's lazy limit) and
+    f_int (the kernel interpolator), one panel per depth (mean ± std over inits): f_int is flat, the
+    others grow like σ^{2L} once the init term dominates (seed 003 Fig. 2, F2.1–F2.5)."""
+    table = runs(sweep_dir)
+    curves = pd.concat([table.assign(curve="f_NN (trained)"), limits(table)], ignore_index=True)
+    panels = sorted(curves[["depth", "width"]].drop_duplicates().itertuples(index=False))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (depth, width) in zip(axes[0], panels):
+        part = curves[(curves["depth"] == depth) & (curves["width"] == width)]
+        summary = mean_and_std(part, ["curve", "sigma"], "test_loss")
+        for curve, line in summary.groupby("curve"):
+            ax.errorbar(
+                line["sigma"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=curve
+            )
+        sigmas = sorted(part["sigma"].unique())
+        if sigmas:  # the σ^{2L} reference through the largest σ of f_NN
+            top = summary[summary["sigma"] == sigmas[-1]]["mean"].max()
+            ax.plot(
+                sigmas,
+                [top * (s / sigmas[-1]) ** (2 * depth) for s in sigmas],
+                "k:",
+                label=f"∝ σ^{2 * depth}",
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="initialization scale σ",
+            ylabel="test MSE",
+            title=f"L = {depth}, m = {width}",
+        )
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig3(sweep_dir: Path):
+    """Test MSE against width for GD, SGD and the adaptive methods, one panel per depth (mean ± std):
+    every method reaches zero training loss, the adaptive ones at a different minimizer (Fig. 3)."""
+    table = runs(sweep_dir)
+    depths = sorted(table["depth"].unique())
+    fig, axes = plt.subplots(1, len(depths), figsize=(5.5 * len(depths), 4), squeeze=False)
+    for ax, depth in zip(axes[0], depths):
+        summary = mean_and_std(table[table["depth"] == depth], ["recipe", "width"], "test_loss")
+        for name, line in summary.groupby("recipe"):
+            ax.errorbar(
+                line["width"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=name
+            )
+        ax.set(xscale="log", xlabel="width m", ylabel="test MSE", title=f"L = {depth}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig4(sweep_dir: Path):
+    """Test MSE against the batch split (batch = split·N; 1 = full batch): SGD with and without shuffling
+    stays at GD's error, AdaGrad's error moves with the split (seed 003 Fig. 4, F4.1–F4.3)."""
+    table = runs(sweep_dir)
+    table["optimizer"] = table["recipe"].str.split(" ").str[0].replace({"GD": "SGD"})
+    optimizers = sorted(table["optimizer"].unique())
+    fig, axes = plt.subplots(len(optimizers), 1, figsize=(6, 3.5 * len(optimizers)), squeeze=False)
+    for ax, name in zip(axes[:, 0], optimizers):
+        summary = mean_and_std(table[table["optimizer"] == name], ["width", "shuffle", "split"], "test_loss")
+        for (width, shuffle), line in summary.groupby(["width", "shuffle"]):
+            ax.errorbar(
+                line["split"],
+                line["mean"],
+                yerr=line["std"].fillna(0),
+                marker="o",
+                capsize=3,
+                label=f"m = {width}, {'shuffled' if shuffle else 'fixed split'}",
+            )
+        ax.set(xscale="log", xlabel="split (batch size / N)", ylabel="test MSE", title=name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sigma_search_rounds(sweep_dir: Path) -> pd.DataFrame:
+    """One row per round of every σ-shrinking run: seed, round, σ, validation and test loss, chosen."""
+    rows = []
+    for job in sorted(path.parent for path in Path(sweep_dir).rglob("metrics.json")):
+        result = json.loads((job / "metrics.json").read_text())
+        if "sigma_search" not in result or "chosen_round" not in result["sigma_search"]:
+            continue
+        record = result["sigma_search"]
+        for entry in record["rounds"]:
+            round_result = json.loads((job / f"round={entry['round']}" / "metrics.json").read_text())
+            rows.append(
+                {
+                    "seed": result["config"]["seed"],
+                    "round": entry["round"],
+                    "sigma": entry["sigma"],
+                    "val_loss": entry["monitor"],
+                    "test_loss": round_result.get("metrics", {}).get("test/loss"),
+                    "chosen": entry["round"] == record["chosen_round"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def sigma_search(sweep_dir: Path):
+    """The σ-shrinking remedy (seed 003 §1.7): validation and test MSE of every round against σ, one line
+    per initialization, the returned round circled."""
+    table = sigma_search_rounds(sweep_dir)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, value, label in zip(axes, ["val_loss", "test_loss"], ["validation MSE", "test MSE"]):
+        for seed, line in table.groupby("seed"):
+            ax.plot(line["sigma"], line[value], marker="o", label=f"seed {seed}")
+            chosen = line[line["chosen"]]
+            ax.scatter(chosen["sigma"], chosen[value], s=150, facecolors="none", edgecolors="k")
+        ax.set(xscale="log", yscale="log", xlabel="σ (rounds run right to left)", ylabel=label)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,0 +1,79 @@
+"""The paper's remedy for a large initialization: shrink σ step by step while validation improves
+(seed 003 §1.7, Sect. 5).
+
+(a) train from θ0 with a standard σ' (the config's `model.sigma`, √2 = He in Eq. 1's parametrization);
+(b) train again from the *same* raw draws with σ'' = `factor` · σ';
+(c) if the validation loss improved by less than `tolerance` (relative), stop;
+(d) otherwise repeat (b) with a smaller σ, until `max_rounds`, σ < `min_sigma`, or a round needs more than
+    `max_step_ratio` times the steps of the first (training has become impractically slow);
+(e) return the trained network with the smallest validation loss.
+
+Round k runs in `<run_dir>/round=<k>/` as an ordinary run. The procedure's own metrics.json holds the
+chosen round's metrics and a `sigma_search` record of every round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from overparam.errors import ConfigError
+from overparam.procedures import derived_config, settings_from
+
+
+@dataclasses.dataclass
+class SigmaSearch:
+    factor: float = 0.7
+    tolerance: float = 0.05
+    max_rounds: int = 8
+    min_sigma: float = 0.1
+    max_step_ratio: float = 10.0
+    monitor: str = "val/loss"
+
+
+def shrink_sigma(cfg: DictConfig) -> dict:
+    """Train the rounds; returns the procedure's metrics.json payload (without config and timing)."""
+    from overparam.train import run
+
+    search = settings_from(cfg, "sigma_search", SigmaSearch)
+    if not 0 < search.factor < 1:
+        raise ConfigError(f"sigma_search.factor must be in (0, 1), got {search.factor}")
+    rounds, sigma, reason = [], float(cfg.model.sigma), f"{search.max_rounds} rounds"
+    for k in range(search.max_rounds):
+        round_dir = Path(cfg.run_dir) / f"round={k}"
+        run(derived_config(cfg, round_dir, sigma_search=None, **{"model.sigma": sigma}))
+        result = json.loads((round_dir / "metrics.json").read_text())
+        rounds.append(
+            {
+                "round": k,
+                "sigma": sigma,
+                "status": result["status"],
+                "steps": result["steps"],
+                "monitor": result.get("metrics", {}).get(search.monitor, float("inf")),
+                "metrics": result.get("metrics", {}),
+            }
+        )
+        if result["status"] != "completed":
+            reason = f"round {k} {result['status']}"
+            break
+        if k > 0 and rounds[k]["monitor"] > (1 - search.tolerance) * rounds[k - 1]["monitor"]:
+            reason = f"{search.monitor} improved by less than {search.tolerance:.0%}"
+            break
+        if rounds[k]["steps"] > search.max_step_ratio * rounds[0]["steps"]:
+            reason = f"round {k} needed more than {search.max_step_ratio:g}× the steps of round 0"
+            break
+        sigma *= search.factor
+        if sigma < search.min_sigma:
+            reason = f"σ would fall below {search.min_sigma:g}"
+            break
+    finished = [r for r in rounds if r["status"] == "completed"]
+    if not finished:
+        error = f"round 0 (σ = {rounds[0]['sigma']:g}) {rounds[0]['status']}"
+        return {"status": rounds[0]["status"], "error": error, "sigma_search": {"rounds": rounds}}
+    chosen = min(finished, key=lambda r: r["monitor"])
+    record = {"rounds": [{k: v for k, v in r.items() if k != "metrics"} for r in rounds]}
+    record.update(chosen_round=chosen["round"], sigma=chosen["sigma"], stopped_because=reason)
+    return {"status": "completed", "metrics": chosen["metrics"], "best": {}, "sigma_search": record}
