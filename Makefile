@@ -27,12 +27,13 @@ test-all: setup
 bench: setup
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
-# Regenerates the README gallery: each figure's sweep, then its plot into docs/figures/.
-GALLERY := grw_fig1 grw_fig2 grw_fig3 grw_width overfit_synthetic arora_fig1 arora_fig2
+# Regenerates the README gallery: each sweep of docs/gallery.txt, then its plot into docs/figures/.
+# `make figures ONLY=minimizer_fig2` runs the lines of one experiment.
 figures: setup
-	for e in $(GALLERY); do \
-	  $(BIN)/python train.py -m +experiment=$$e '~callbacks.checkpoint' hydra.sweep.dir=multirun/$$e/gallery && \
-	  $(BIN)/python -m overparam.results multirun/$$e/gallery --out docs/figures || exit 1; \
+	grep -v '^#' docs/gallery.txt | grep -E '^$(if $(ONLY),$(ONLY)( |$$),[a-z])' | while read -r experiment overrides; do \
+	  $(BIN)/python train.py -m +experiment=$$experiment $$overrides '~callbacks.checkpoint' \
+	    hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweep.dir=multirun/$$experiment/gallery && \
+	  $(BIN)/python -m overparam.results multirun/$$experiment/gallery --out docs/figures || exit 1; \
 	done
 
 lint: setup

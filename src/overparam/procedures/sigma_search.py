@@ -4,8 +4,9 @@
 (a) train from θ0 with a standard σ' (the config's `model.sigma`, √2 = He in Eq. 1's parametrization);
 (b) train again from the *same* raw draws with σ'' = `factor` · σ';
 (c) if the validation loss improved by less than `tolerance` (relative), stop;
-(d) otherwise repeat (b) with a smaller σ, until `max_rounds`, σ < `min_sigma`, or a round needs more than
-    `max_step_ratio` times the steps of the first (training has become impractically slow);
+(d) otherwise repeat (b) with a smaller σ, until `max_rounds`, σ < `min_sigma`, or a round does not reach
+    the stop loss within `max_step_ratio` times the steps of the first (training is impractically slow:
+    at small σ the gradients vanish);
 (e) return the trained network with the smallest validation loss.
 
 Round k runs in `<run_dir>/round=<k>/` as an ordinary run. The procedure's own metrics.json holds the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -41,29 +43,39 @@ def shrink_sigma(cfg: DictConfig) -> dict:
     search = settings_from(cfg, "sigma_search", SigmaSearch)
     if not 0 < search.factor < 1:
         raise ConfigError(f"sigma_search.factor must be in (0, 1), got {search.factor}")
+    stop = (cfg.callbacks or {}).get("stop")
+    threshold = stop.get("stopping_threshold") if stop is not None else None
     rounds, sigma, reason = [], float(cfg.model.sigma), f"{search.max_rounds} rounds"
     for k in range(search.max_rounds):
         round_dir = Path(cfg.run_dir) / f"round={k}"
-        run(derived_config(cfg, round_dir, sigma_search=None, **{"model.sigma": sigma}))
+        changes = {"sigma_search": None, "model.sigma": sigma}
+        if k > 0:  # (d): a round that needs more steps than this is impractically slow, so it is cut there
+            budget = math.ceil(search.max_step_ratio * rounds[0]["steps"])
+            changes["trainer.max_steps"] = min(budget, cfg.trainer.max_steps)
+        run(derived_config(cfg, round_dir, **changes))
         result = json.loads((round_dir / "metrics.json").read_text())
+        metrics = result.get("metrics", {})
+        train_loss = metrics.get("train_eval/loss", metrics.get("train/loss"))
+        converged = threshold is None or (train_loss is not None and train_loss < threshold)
         rounds.append(
             {
                 "round": k,
                 "sigma": sigma,
-                "status": result["status"],
+                "status": result["status"]
+                if converged or result["status"] != "completed"
+                else "not converged",
                 "steps": result["steps"],
-                "monitor": result.get("metrics", {}).get(search.monitor, float("inf")),
-                "metrics": result.get("metrics", {}),
+                "monitor": metrics.get(search.monitor, float("inf")),
+                "metrics": metrics,
             }
         )
-        if result["status"] != "completed":
-            reason = f"round {k} {result['status']}"
+        if rounds[k]["status"] != "completed":
+            reason = (
+                f"round {k} {rounds[k]['status']} (within {search.max_step_ratio:g}× the steps of round 0)"
+            )
             break
         if k > 0 and rounds[k]["monitor"] > (1 - search.tolerance) * rounds[k - 1]["monitor"]:
             reason = f"{search.monitor} improved by less than {search.tolerance:.0%}"
-            break
-        if rounds[k]["steps"] > search.max_step_ratio * rounds[0]["steps"]:
-            reason = f"round {k} needed more than {search.max_step_ratio:g}× the steps of round 0"
             break
         sigma *= search.factor
         if sigma < search.min_sigma:
