@@ -205,3 +205,12 @@ def test_a_step_size_beyond_the_quadratic_stability_bound_ends_as_diverged_at_st
             residual = features @ theta - y
             theta = theta - scale * bound * features.T @ (q * residual)
         assert (float((q * (features @ theta - y) ** 2).sum()) > 1.0) == grows
+
+
+def test_a_run_without_the_best_checkpoint_still_resumes_and_completes(tmp_path):
+    """`~callbacks.checkpoint` keeps the resume checkpoint (which has no monitor): the run completes, with
+    final metrics and no best/ ones."""
+    run(compose_config([*QUIET, "trainer.max_epochs=1", "~callbacks.checkpoint"], tmp_path))
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    assert result["status"] == "completed" and result["best"] == {}
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()

@@ -23,6 +23,14 @@ def squared(outputs: Tensor, targets: Tensor) -> Tensor:
     return 0.5 * (diff**2 if diff.dim() == 1 else (diff**2).sum(-1))
 
 
+def mean_squared_error(outputs: Tensor, targets: Tensor) -> Tensor:
+    """‖f(x) − y‖²/C, so that the mean over samples is torch's MSELoss over all n·C entries (seed 004's
+    code, whose η = 1 refers to it; gradient-flow time per step is 2η/(nC))."""
+    outputs = outputs.squeeze(-1) if outputs.shape[-1] == 1 and targets.dim() == 1 else outputs
+    diff = outputs - targets.to(outputs.dtype)
+    return diff**2 if diff.dim() == 1 else (diff**2).mean(-1)
+
+
 def logistic(outputs: Tensor, targets: Tensor) -> Tensor:
     """log(1 + exp(−y f(x))) for scalar outputs and ±1 targets."""
     if outputs.shape[-1] != 1:

@@ -87,7 +87,7 @@ class ReweightedModule(L.LightningModule):
 
     def correct(self, outputs: Tensor, y: Tensor) -> Tensor:
         if outputs.shape[-1] > 1:
-            return outputs.argmax(-1) == y
+            return outputs.argmax(-1) == (y.argmax(-1) if y.dim() == outputs.dim() else y)  # one-hot or ids
         return (outputs.squeeze(-1) > self.label_threshold) == (y > self.label_threshold)
 
     def steps_in_chunk(self) -> int:

@@ -355,11 +355,11 @@ def evaluate(trainer: L.Trainer, module: ReweightedModule, data) -> dict:
     checkpoint with the best validation worst-group accuracy."""
     # A run resumed from its final checkpoint trains no further: its last epoch's metrics come from there.
     logged = {**resume.ResumeCheckpoint.restored_train_metrics(trainer), **trainer.callback_metrics}
-    final = scalars({k: v for k, v in logged.items() if k.startswith("train/")})
+    final = scalars({k: v for k, v in logged.items() if k.startswith(("train/", "probe/"))})
     for evaluate_split in (trainer.validate, trainer.test):
         final.update(scalars(evaluate_split(module, datamodule=data, verbose=False)[0]))
     best = {}
-    checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), None)
     if checkpoint is not None and checkpoint.best_model_score is not None:
         best_test = trainer.test(module, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False)
         best = {f"best/{k}": v for k, v in scalars(best_test[0]).items()}

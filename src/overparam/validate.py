@@ -41,7 +41,7 @@ class RunSettings:
     sigma_search: dict | None
     ckpt_path: str | None
     objective: str
-    figure: str | None
+    figure: str | list[str] | None
     run_dir: str
 
 

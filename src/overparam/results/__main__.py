@@ -1,4 +1,4 @@
-"""python -m overparam.results <sweep dir> [--out DIR]: tables and the sweep's figure."""
+"""python -m overparam.results <sweep dir> [--out DIR]: tables and the sweep's figures."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from overparam.results.collect import collect, curves, job_dirs, summarize
 NOT_SETTINGS = {"job", "seed", "status", "steps", "seconds", "epoch", "step"}
 
 
-def declared_figure(sweep_dir: Path) -> str | None:
+def declared_figures(sweep_dir: Path) -> list[str]:
+    """The figure functions the sweep's config names (`figure`: one dotted path or a list of them)."""
     for job in job_dirs(sweep_dir):
         config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
         if config.get("figure"):
-            return config["figure"]
-    return None
+            figure = config["figure"]
+            return [figure] if isinstance(figure, str) else list(figure)
+    return []
 
 
 def summary_over_seeds(table):
@@ -52,8 +54,7 @@ def main() -> None:
     if summary is not None:
         summary.to_csv(args.sweep_dir / "summary.csv", index=False)
     print(f"wrote results, curves (.csv, .parquet) and summary.csv in {args.sweep_dir}")
-    figure = declared_figure(args.sweep_dir)
-    if figure:
+    for figure in declared_figures(args.sweep_dir):
         module, name = figure.rsplit(".", 1)
         fig = getattr(importlib.import_module(module), name)(args.sweep_dir)
         out = (args.out or args.sweep_dir) / f"{module.rsplit('.', 1)[-1]}_{name}.png"

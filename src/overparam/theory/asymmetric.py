@@ -1,0 +1,46 @@
+"""Seed 004's closed forms for ReLU nets with node scales λ (Caron et al. 2023, Sect. 3–5)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def relu_slope_agreement(x: Tensor) -> Tensor:
+    """p_ii' = P(w·x_i > 0, w·x_i' > 0) = (π − θ_ii')/(2π) for w ~ N(0, I), θ the angle between inputs."""
+    x = x.flatten(1).double()
+    unit = x / x.norm(dim=1, keepdim=True)
+    angle = torch.arccos((unit @ unit.T).clamp(-1, 1))
+    return (math.pi - angle) / (2 * math.pi)
+
+
+def mean_ntg(x: Tensor) -> Tensor:
+    """Θ̂*(X) = (XXᵀ/d) · (π − θ)/(2π), the NTG averaged over the weights (Prop 3.1), for any λ, m and
+    init scale: Σ_j λ_j = 1 and the nodes are i.i.d."""
+    x = x.flatten(1).double()
+    return (x @ x.T / x.shape[1]) * relu_slope_agreement(x)
+
+
+def kappa(x: Tensor) -> float:
+    """κ_n = λ_min(Θ̂*(X)) > 0 for distinct, non-parallel inputs (Prop 3.1)."""
+    return float(torch.linalg.eigvalsh(mean_ntg(x))[0])
+
+
+def ntg_spread(x: Tensor) -> float:
+    """C_0(X) = Σ_ii' (x_iᵀx_i'/d)² Var(σ'(u_i)σ'(u_i')) for ReLU (the variance is p(1 − p)), so that
+    E‖Θ̂_m(X; W_0) − Θ̂*‖_F² = C_0(X) Σ_j λ_{m,j}² exactly at any width (the finite-m form of Eq. 12)."""
+    x = x.flatten(1).double()
+    p = relu_slope_agreement(x)
+    return float(((x @ x.T / x.shape[1]) ** 2 * p * (1 - p)).sum())
+
+
+def expected_initial_velocity(x: Tensor, scale: float, init_std: float = 1.0) -> Tensor:
+    """E[dw_j/dt] at t = 0 under gradient flow on L = ½Σ_i (y_i − f(x_i))² (Thm 5.1, ReLU):
+    −λ_{m,j}/√d · Σ_i x_i g_1(x_i) with g_1(x) = s‖x‖/√(2πd); linear in λ_{m,j}, so it does not vanish
+    with the width when γ < 1. (The mean is over the init and the output signs; y drops out.)"""
+    x = x.flatten(1).double()
+    d = x.shape[1]
+    g1 = init_std * x.norm(dim=1) / math.sqrt(2 * math.pi * d)
+    return -scale / math.sqrt(d) * (x * g1[:, None]).sum(0)
