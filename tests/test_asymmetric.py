@@ -245,8 +245,8 @@ def test_one_hot_digits_and_feature_files(tmp_path):
 
 def test_feature_file_experiment_trains_with_cross_entropy_and_prunes(tmp_path):
     """Seed 004 §3.4's protocol (cross-entropy, SGD batch 64, η = 5) on a synthetic 10-class 512-d
-    non-negative feature set in the .npz layout; pruning reports accuracy, and pruning every node leaves
-    chance-level outputs (all zeros: cross-entropy ln 10 is not asserted, accuracy is)."""
+    non-negative feature set in the .npz layout (the stand-in for CIFAR-10 ResNet features): it learns,
+    pruning reports cross-entropy and accuracy, and pruning every node leaves zero logits (ln 10)."""
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 10, 1200)
     centers = rng.normal(size=(10, 512))
@@ -258,15 +258,16 @@ def test_feature_file_experiment_trains_with_cross_entropy_and_prunes(tmp_path):
     overrides = [
         f"data.path={path}",
         "data.n_val=200",
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=10",
         "model.width=200",
-        "node_scaling=g0_a04",
+        "node_scaling=g05_a05",
         "callbacks.protocols.prune_every=50",
     ]
     run(compose_config(["+experiment=asym_features", *QUIET_ASYM, *overrides], tmp_path / "run"))
     result = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert result["status"] == "completed" and result["metrics"]["test/avg_acc"] > 0.9
+    assert result["status"] == "completed" and result["metrics"]["test/avg_acc"] > 0.8
     pruning = pd.read_csv(tmp_path / "run" / "pruning.csv")
     test = pruning[(pruning["importance"] == "lambda") & (pruning["split"] == "test")].set_index("pruned")
     assert test.loc[0, "accuracy"] == pytest.approx(result["metrics"]["test/avg_acc"], abs=1e-6)
-    assert test.loc[150, "accuracy"] >= 0.97 * test.loc[0, "accuracy"]  # γ = 0: the top nodes carry it
+    assert test.loc[0, "risk"] == pytest.approx(result["metrics"]["test/loss"], rel=1e-4)
+    assert test.loc[200, "risk"] == pytest.approx(math.log(10), rel=1e-9)

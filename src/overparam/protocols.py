@@ -26,9 +26,22 @@ def importance(scales: Tensor, weight: Tensor, kind: str, seed: int = 0) -> Tens
     return rank.double()  # 0 = least important
 
 
+def risk_and_accuracy(outputs: Tensor, y: Tensor) -> dict:
+    """Class ids: cross-entropy and accuracy. One-hot targets: mean squared error over all entries and
+    accuracy. Real targets: mean squared error."""
+    if not y.is_floating_point():
+        accuracy = (outputs.argmax(1) == y).double().mean()
+        return {"risk": float(nn.functional.cross_entropy(outputs, y)), "accuracy": float(accuracy)}
+    target = y.double().reshape(outputs.shape)
+    row = {"risk": float((outputs - target).pow(2).mean())}
+    if outputs.shape[1] > 1:
+        row["accuracy"] = float((outputs.argmax(1) == target.argmax(1)).double().mean())
+    return row
+
+
 def prune_curve(net, x: Tensor, y: Tensor, ranks: Tensor, grid: list[int]) -> list[dict]:
-    """Risk (mean squared error over all entries) and, for one-hot targets, accuracy after removing the
-    k least important nodes (λ_j = 0, no retraining), for k in `grid`."""
+    """Risk (and accuracy for classes) after removing the k least important nodes (λ_j = 0, no
+    retraining), for k in `grid`."""
     with torch.no_grad():
         contributions = net.features(x.double())  # (n, m): √λ_j σ(Z_j(x_i))
         signs = net.output_signs.double()
@@ -37,11 +50,7 @@ def prune_curve(net, x: Tensor, y: Tensor, ranks: Tensor, grid: list[int]) -> li
         for k in grid:
             keep = order[k:]
             outputs = contributions[:, keep] @ signs[:, keep].T
-            target = y.double().reshape(outputs.shape)
-            row = {"pruned": k, "risk": float((outputs - target).pow(2).mean())}
-            if outputs.shape[1] > 1:
-                row["accuracy"] = float((outputs.argmax(1) == target.argmax(1)).double().mean())
-            rows.append(row)
+            rows.append({"pruned": k, **risk_and_accuracy(outputs, y)})
     return rows
 
 

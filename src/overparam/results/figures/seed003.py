@@ -34,7 +34,8 @@ def recipe(config: dict) -> str:
 
 def runs(sweep_dir: Path) -> pd.DataFrame:
     """One row per completed run: recipe, seed, depth, width, sigma, n_train, split, shuffle, test_loss,
-    test_error (0-1), train_loss, steps and the run directory."""
+    test_error (0-1), train_loss, converged (below the stop loss: the figures leave the others out and
+    count them, as the spec says), steps and the run directory."""
     rows = []
     for job in job_dirs(sweep_dir):
         result = json.loads((job / "metrics.json").read_text())
@@ -42,6 +43,8 @@ def runs(sweep_dir: Path) -> pd.DataFrame:
             continue
         config, metrics = result["config"], result["metrics"]
         data, model = config["data"], config["model"]
+        stop = (config.get("callbacks") or {}).get("stop") or {}
+        threshold = stop.get("stopping_threshold", float("inf"))
         rows.append(
             {
                 "recipe": recipe(config),
@@ -55,6 +58,7 @@ def runs(sweep_dir: Path) -> pd.DataFrame:
                 "test_loss": metrics["test/loss"],
                 "test_error": 1 - metrics["test/avg_acc"],
                 "train_loss": metrics.get("train_eval/loss"),
+                "converged": metrics.get("train_eval/loss", float("inf")) < threshold,
                 "steps": result["steps"],
                 "job": job,
             }
@@ -64,6 +68,20 @@ def runs(sweep_dir: Path) -> pd.DataFrame:
 
 def mean_and_std(table: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     return table.groupby(by)[value].agg(["mean", "std", "sem", "count"]).reset_index()
+
+
+def converged_runs(sweep_dir: Path, fig) -> pd.DataFrame:
+    """The converged runs; the figure's caption counts the others."""
+    table = runs(sweep_dir)
+    left_out = int((~table["converged"]).sum()) if len(table) else 0
+    if left_out:
+        fig.text(0.01, 0.005, f"{left_out} run(s) did not reach the stop loss and are left out", fontsize=8)
+    return table[table["converged"]] if len(table) else table
+
+
+def sigma_axis(ax, sigmas) -> None:
+    ax.set_xticks(sorted(sigmas), [f"{s:.3g}" for s in sorted(sigmas)])
+    ax.minorticks_off()
 
 
 def deviations(sweep_dir: Path) -> pd.DataFrame:
@@ -102,8 +120,8 @@ def fig9(sweep_dir: Path):
 def fig1(sweep_dir: Path, value: str = "test_loss"):
     """Test error against the training set size N for each optimizer and σ (mean ± std over
     repetitions): σ = 2 above σ = 0.5 at every N, SGD on GD, AdaGrad apart (seed 003 Fig. 1, F1.1–F1.4)."""
-    summary = mean_and_std(runs(sweep_dir), ["recipe", "sigma", "n_train"], value)
     fig, ax = plt.subplots(figsize=(6, 4))
+    summary = mean_and_std(converged_runs(sweep_dir, fig), ["recipe", "sigma", "n_train"], value)
     for (name, sigma), part in summary.groupby(["recipe", "sigma"]):
         ax.errorbar(
             part["n_train"],
@@ -122,8 +140,8 @@ def fig1(sweep_dir: Path, value: str = "test_loss"):
 
 def fig10(sweep_dir: Path):
     """Fig. 1 with the logistic (binary cross-entropy) loss: test cross-entropy and 0-1 error against N."""
-    table = runs(sweep_dir)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    table = converged_runs(sweep_dir, fig)
     for ax, value, label in zip(axes, ["test_loss", "test_error"], ["test cross-entropy", "test 0-1 error"]):
         summary = mean_and_std(table, ["recipe", "sigma", "n_train"], value)
         for (name, sigma), part in summary.groupby(["recipe", "sigma"]):
@@ -170,10 +188,11 @@ def fig2(sweep_dir: Path):
     """Test MSE against σ for the trained network f_NN and the closed forms f_lin,∞ (GD's lazy limit) and
     f_int (the kernel interpolator), one panel per depth (mean ± std over inits): f_int is flat, the
     others grow like σ^{2L} once the init term dominates (seed 003 Fig. 2, F2.1–F2.5)."""
-    table = runs(sweep_dir)
-    curves = pd.concat([table.assign(curve="f_NN (trained)"), limits(table)], ignore_index=True)
-    panels = sorted(curves[["depth", "width"]].drop_duplicates().itertuples(index=False))
+    every = runs(sweep_dir)
+    panels = sorted(every[["depth", "width"]].drop_duplicates().itertuples(index=False))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    table = converged_runs(sweep_dir, fig)
+    curves = pd.concat([table.assign(curve="f_NN (trained)"), limits(every)], ignore_index=True)
     for ax, (depth, width) in zip(axes[0], panels):
         part = curves[(curves["depth"] == depth) & (curves["width"] == width)]
         summary = mean_and_std(part, ["curve", "sigma"], "test_loss")
@@ -182,14 +201,11 @@ def fig2(sweep_dir: Path):
                 line["sigma"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=curve
             )
         sigmas = sorted(part["sigma"].unique())
-        if sigmas:  # the σ^{2L} reference through the largest σ of f_NN
-            top = summary[summary["sigma"] == sigmas[-1]]["mean"].max()
-            ax.plot(
-                sigmas,
-                [top * (s / sigmas[-1]) ** (2 * depth) for s in sigmas],
-                "k:",
-                label=f"∝ σ^{2 * depth}",
-            )
+        large = [s for s in sigmas if s >= 1]
+        if large:  # the σ^{2L} reference through the largest σ, where the init term dominates
+            top = summary[summary["sigma"] == large[-1]]["mean"].max()
+            reference = [top * (s / large[-1]) ** (2 * depth) for s in large]
+            ax.plot(large, reference, "k:", label=f"∝ σ^{2 * depth}")
         ax.set(
             xscale="log",
             yscale="log",
@@ -197,6 +213,7 @@ def fig2(sweep_dir: Path):
             ylabel="test MSE",
             title=f"L = {depth}, m = {width}",
         )
+        sigma_axis(ax, sigmas)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -205,9 +222,10 @@ def fig2(sweep_dir: Path):
 def fig3(sweep_dir: Path):
     """Test MSE against width for GD, SGD and the adaptive methods, one panel per depth (mean ± std):
     every method reaches zero training loss, the adaptive ones at a different minimizer (Fig. 3)."""
-    table = runs(sweep_dir)
-    depths = sorted(table["depth"].unique())
+    every = runs(sweep_dir)
+    depths = sorted(every["depth"].unique())
     fig, axes = plt.subplots(1, len(depths), figsize=(5.5 * len(depths), 4), squeeze=False)
+    table = converged_runs(sweep_dir, fig)
     for ax, depth in zip(axes[0], depths):
         summary = mean_and_std(table[table["depth"] == depth], ["recipe", "width"], "test_loss")
         for name, line in summary.groupby("recipe"):
@@ -223,10 +241,12 @@ def fig3(sweep_dir: Path):
 def fig4(sweep_dir: Path):
     """Test MSE against the batch split (batch = split·N; 1 = full batch): SGD with and without shuffling
     stays at GD's error, AdaGrad's error moves with the split (seed 003 Fig. 4, F4.1–F4.3)."""
-    table = runs(sweep_dir)
-    table["optimizer"] = table["recipe"].str.split(" ").str[0].replace({"GD": "SGD"})
-    optimizers = sorted(table["optimizer"].unique())
+    every = runs(sweep_dir)
+    every["optimizer"] = every["recipe"].str.split(" ").str[0].replace({"GD": "SGD"})
+    optimizers = sorted(every["optimizer"].unique())
     fig, axes = plt.subplots(len(optimizers), 1, figsize=(6, 3.5 * len(optimizers)), squeeze=False)
+    table = converged_runs(sweep_dir, fig)
+    table = table.assign(optimizer=table["recipe"].str.split(" ").str[0].replace({"GD": "SGD"}))
     for ax, name in zip(axes[:, 0], optimizers):
         summary = mean_and_std(table[table["optimizer"] == name], ["width", "shuffle", "split"], "test_loss")
         for (width, shuffle), line in summary.groupby(["width", "shuffle"]):
