@@ -13,6 +13,11 @@ from overparam.data.sources import load_digit_images
 TARGETS = ("onehot", "index")
 
 
+def check_targets(targets: str) -> None:
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {', '.join(TARGETS)}, got {targets!r}")
+
+
 def class_targets(classes: np.ndarray, targets: str, n_classes: int) -> torch.Tensor:
     labels = torch.from_numpy(classes.astype(np.int64))
     if targets == "index":
@@ -43,8 +48,7 @@ class OneHotDigits(GroupDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, "index", seed)
-        if targets not in TARGETS:
-            raise ValueError(f"targets must be one of {', '.join(TARGETS)}, got {targets!r}")
+        check_targets(targets)
         if min(n_train, n_val, n_test) < 1:
             raise ValueError(f"n_train, n_val and n_test must be ≥ 1, got {n_train}, {n_val}, {n_test}")
         self.source, self.root, self.targets, self.sizes = source, root, targets, (n_train, n_val, n_test)
@@ -86,8 +90,7 @@ class FeatureFile(GroupDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, "index", seed)
-        if targets not in TARGETS:
-            raise ValueError(f"targets must be one of {', '.join(TARGETS)}, got {targets!r}")
+        check_targets(targets)
         self.path, self.n_val, self.targets = Path(path).expanduser(), n_val, targets
         self.n_classes = 0
 

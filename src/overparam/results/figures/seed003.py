@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from overparam.results.collect import job_dirs  # noqa: E402
+from overparam.results.figures import mean_std_line  # noqa: E402
 
 OPTIMIZER_NAMES = {"SGD": "SGD", "Adagrad": "AdaGrad", "Adam": "Adam"}
 
@@ -117,22 +118,20 @@ def fig9(sweep_dir: Path):
     return fig
 
 
-def fig1(sweep_dir: Path, value: str = "test_loss"):
-    """Test error against the training set size N for each optimizer and σ (mean ± std over
-    repetitions): σ = 2 above σ = 0.5 at every N, SGD on GD, AdaGrad apart (seed 003 Fig. 1, F1.1–F1.4)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    summary = mean_and_std(converged_runs(sweep_dir, fig), ["recipe", "sigma", "n_train"], value)
+def against_training_set_size(ax, table: pd.DataFrame, value: str) -> None:
+    """One line per optimizer and σ: `value` (mean ± std over repetitions) against N."""
+    summary = mean_and_std(table, ["recipe", "sigma", "n_train"], value)
     for (name, sigma), part in summary.groupby(["recipe", "sigma"]):
-        ax.errorbar(
-            part["n_train"],
-            part["mean"],
-            yerr=part["std"].fillna(0),
-            marker="o",
-            capsize=3,
-            label=f"{name}, σ = {sigma:g}",
-        )
-    ylabel = "test MSE ½(f − y)²" if value == "test_loss" else value.replace("_", " ")
-    ax.set(xscale="log", yscale="log", xlabel="training set size N", ylabel=ylabel)
+        mean_std_line(ax, part["n_train"], part, f"{name}, σ = {sigma:g}")
+    ax.set(xscale="log", xlabel="training set size N")
+
+
+def fig1(sweep_dir: Path):
+    """Test MSE against the training set size N for each optimizer and σ (mean ± std over repetitions):
+    σ = 2 above σ = 0.5 at every N, SGD on GD, AdaGrad apart (seed 003 Fig. 1, F1.1–F1.4)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    against_training_set_size(ax, converged_runs(sweep_dir, fig), "test_loss")
+    ax.set(yscale="log", ylabel="test MSE ½(f − y)²")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -143,17 +142,8 @@ def fig10(sweep_dir: Path):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     table = converged_runs(sweep_dir, fig)
     for ax, value, label in zip(axes, ["test_loss", "test_error"], ["test cross-entropy", "test 0-1 error"]):
-        summary = mean_and_std(table, ["recipe", "sigma", "n_train"], value)
-        for (name, sigma), part in summary.groupby(["recipe", "sigma"]):
-            ax.errorbar(
-                part["n_train"],
-                part["mean"],
-                yerr=part["std"].fillna(0),
-                marker="o",
-                capsize=3,
-                label=f"{name}, σ = {sigma:g}",
-            )
-        ax.set(xscale="log", xlabel="training set size N", ylabel=label)
+        against_training_set_size(ax, table, value)
+        ax.set(ylabel=label)
     axes[0].set_yscale("log")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -197,9 +187,7 @@ def fig2(sweep_dir: Path):
         part = curves[(curves["depth"] == depth) & (curves["width"] == width)]
         summary = mean_and_std(part, ["curve", "sigma"], "test_loss")
         for curve, line in summary.groupby("curve"):
-            ax.errorbar(
-                line["sigma"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=curve
-            )
+            mean_std_line(ax, line["sigma"], line, curve)
         sigmas = sorted(part["sigma"].unique())
         large = [s for s in sigmas if s >= 1]
         if large:  # the σ^{2L} reference through the largest σ, where the init term dominates
@@ -229,9 +217,7 @@ def fig3(sweep_dir: Path):
     for ax, depth in zip(axes[0], depths):
         summary = mean_and_std(table[table["depth"] == depth], ["recipe", "width"], "test_loss")
         for name, line in summary.groupby("recipe"):
-            ax.errorbar(
-                line["width"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=name
-            )
+            mean_std_line(ax, line["width"], line, name)
         ax.set(xscale="log", xlabel="width m", ylabel="test MSE", title=f"L = {depth}")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -250,14 +236,7 @@ def fig4(sweep_dir: Path):
     for ax, name in zip(axes[:, 0], optimizers):
         summary = mean_and_std(table[table["optimizer"] == name], ["width", "shuffle", "split"], "test_loss")
         for (width, shuffle), line in summary.groupby(["width", "shuffle"]):
-            ax.errorbar(
-                line["split"],
-                line["mean"],
-                yerr=line["std"].fillna(0),
-                marker="o",
-                capsize=3,
-                label=f"m = {width}, {'shuffled' if shuffle else 'fixed split'}",
-            )
+            mean_std_line(ax, line["split"], line, f"m = {width}, {'shuffled' if shuffle else 'fixed split'}")
         ax.set(xscale="log", xlabel="split (batch size / N)", ylabel="test MSE", title=name)
         ax.legend(fontsize=8)
     fig.tight_layout()

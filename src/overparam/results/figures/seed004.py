@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from overparam.results.collect import job_dirs  # noqa: E402
+from overparam.results.figures import mean_std_line  # noqa: E402
 
 
 def scaling_label(model: dict) -> str:
@@ -107,14 +108,7 @@ def width(sweep_dir: Path):
     ):
         for scaling, part in table.groupby("scaling", sort=False):
             summary = part.groupby("width")[column].agg(["mean", "std"]).reset_index()
-            ax.errorbar(
-                summary["width"],
-                summary["mean"],
-                yerr=summary["std"].fillna(0),
-                marker="o",
-                capsize=3,
-                label=scaling,
-            )
+            mean_std_line(ax, summary["width"], summary, scaling)
         widths = np.array(sorted(table["width"].unique()), dtype=float)
         first = table[(table["gamma"] == 1) & (table["width"] == widths[0])][column].mean()
         if np.isfinite(first):
