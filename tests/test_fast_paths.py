@@ -27,3 +27,27 @@ def test_chunked_inner_steps_match_one_step_per_training_step(tmp_path, weightin
         for n in ("chunked", "plain")
     ]
     torch.testing.assert_close(thetas[0], thetas[1], rtol=1e-12, atol=1e-15)
+
+
+def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
+    """`matmul_precision=high` is the TF32 switch (speed issue, target 4): it reaches torch before training."""
+    from overparam.errors import ConfigError
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        cfg = compose_config(
+            [
+                "+experiment=minimizer_gd",
+                *QUIET_NO_CHECKPOINTS,
+                "model.width=32",
+                "matmul_precision=high",
+                "trainer.max_steps=2",
+            ],
+            tmp_path,
+        )
+        run(cfg)
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before)
+    with pytest.raises(ConfigError, match=r"^matmul_precision must be one of highest, high, medium or null"):
+        run(compose_config(["matmul_precision=fast"], tmp_path / "bad"))

@@ -180,6 +180,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
             raise ConfigError("lr_search chooses optim.lr itself: set lr_scale=null")
         searched = monotone_learning_rate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.get("matmul_precision"):  # the TF32 switch: "high" lets float32 matmuls use TF32 tensor cores
+        torch.set_float32_matmul_precision(cfg.matmul_precision)
     check_optimizer(cfg)
     if cfg.ensemble != 1:
         check_ensemble(cfg)

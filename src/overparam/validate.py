@@ -39,6 +39,7 @@ class RunSettings:
     ensemble: int
     lr_search: dict | None
     sigma_search: dict | None
+    matmul_precision: Literal["highest", "high", "medium"] | None
     ckpt_path: str | None
     objective: str
     figure: str | list[str] | None
