@@ -80,8 +80,10 @@ def converged_runs(sweep_dir: Path, fig) -> pd.DataFrame:
     return table[table["converged"]] if len(table) else table
 
 
-def sigma_axis(ax, sigmas) -> None:
-    ax.set_xticks(sorted(sigmas), [f"{s:.3g}" for s in sorted(sigmas)])
+def ticks_at(ax, values) -> None:
+    """Label a log x-axis at the swept values only (σ, widths, N, splits)."""
+    values = sorted(set(values))
+    ax.set_xticks(values, [f"{v:.3g}" for v in values])
     ax.minorticks_off()
 
 
@@ -124,6 +126,7 @@ def against_training_set_size(ax, table: pd.DataFrame, value: str) -> None:
     for (name, sigma), part in summary.groupby(["recipe", "sigma"]):
         mean_std_line(ax, part["n_train"], part, f"{name}, σ = {sigma:g}")
     ax.set(xscale="log", xlabel="training set size N")
+    ticks_at(ax, summary["n_train"])
 
 
 def fig1(sweep_dir: Path):
@@ -201,7 +204,7 @@ def fig2(sweep_dir: Path):
             ylabel="test MSE",
             title=f"L = {depth}, m = {width}",
         )
-        sigma_axis(ax, sigmas)
+        ticks_at(ax, sigmas)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -219,6 +222,7 @@ def fig3(sweep_dir: Path):
         for name, line in summary.groupby("recipe"):
             mean_std_line(ax, line["width"], line, name)
         ax.set(xscale="log", xlabel="width m", ylabel="test MSE", title=f"L = {depth}")
+        ticks_at(ax, summary["width"])
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -238,6 +242,7 @@ def fig4(sweep_dir: Path):
         for (width, shuffle), line in summary.groupby(["width", "shuffle"]):
             mean_std_line(ax, line["split"], line, f"m = {width}, {'shuffled' if shuffle else 'fixed split'}")
         ax.set(xscale="log", xlabel="split (batch size / N)", ylabel="test MSE", title=name)
+        ticks_at(ax, summary["split"])
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
