@@ -30,7 +30,7 @@ def test_chunked_inner_steps_match_one_step_per_training_step(tmp_path, weightin
 
 
 def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
-    """`matmul_precision=high` is the TF32 switch (speed issue, target 4): it reaches torch before training."""
+    """`matmul_precision=high` is the TF32 switch (speed issue, target 4), set before training."""
     from overparam.errors import ConfigError
 
     before = torch.get_float32_matmul_precision()

@@ -19,7 +19,8 @@ class NodeScalingProbe(L.Callback):
       root (what the authors' figures plot), and `probe/ntg_change_fro`;
     - `probe/eig_min`: λ_min(Θ̂_t) on those points (Thm 4.1 keeps it ≥ γκ_n/4);
     - `probe/sign_flips`: the fraction of ReLU slopes σ'(Z_j(x_i)) changed since θ0 on the training set;
-    - `probe/flow_time`: the gradient-flow time of the steps so far, 2η·step/(nC) for the mean loss.
+    - `probe/flow_time`: the gradient-flow time of the steps so far on L = ½Σ_i‖y_i − f(x_i)‖²: η·step
+      for that loss (the paper's), 2η·step/(nC) for the mean squared error (the authors' code).
 
     With mini-batches it records every `every_n_steps` steps; `ntg_points=0` leaves the NTG out (CIFAR).
     At the end it writes `<dirpath>/node_scaling.pt`: steps, the per-node change at every logged step
@@ -37,7 +38,7 @@ class NodeScalingProbe(L.Callback):
         train = whole(trainer.datamodule.train)
         self.x = train.x.flatten(1).to(pl_module.device, torch.float64)
         self.subset = self.x[: self.ntg_points]
-        self.n_entries = train.y.numel()  # n·C: the mean loss's normaliser
+        self.flow_per_step = flow_time_per_unit_step(pl_module, train.y)
         if not hasattr(self, "w0"):  # a resumed run restored W_0 from its checkpoint
             self.w0 = net.weight.detach().double().clone()
         self.slopes0 = self.slopes(net, self.x)
@@ -68,7 +69,7 @@ class NodeScalingProbe(L.Callback):
             "probe/max_weight_change": change.max(),
             "probe/max_relative_change": (change / self.w0.norm(dim=1)).max(),
             "probe/sign_flips": (self.slopes(net, self.x) != self.slopes0).double().mean(),
-            "probe/flow_time": torch.tensor(2 * lr * step / self.n_entries),
+            "probe/flow_time": torch.tensor(lr * step * self.flow_per_step),
         }
         if self.ntg_points:
             ntg = self.ntg(net, self.subset)
@@ -108,6 +109,17 @@ class NodeScalingProbe(L.Callback):
         self.steps, self.changes = list(state_dict["steps"]), list(state_dict["changes"])
         if state_dict.get("w0") is not None:
             self.w0 = state_dict["w0"]
+
+
+def flow_time_per_unit_step(pl_module: L.LightningModule, y: torch.Tensor) -> float:
+    """Gradient-flow time of one GD step with η = 1, relative to L = ½Σ_i ‖y_i − f(x_i)‖²."""
+    from overparam.losses import mean_squared_error, squared
+
+    loss = getattr(pl_module.loss_fn, "func", pl_module.loss_fn)
+    per_sample = {mean_squared_error: 2 / (y.numel() / len(y)), squared: 1.0}.get(loss)
+    if per_sample is None:
+        return float("nan")  # not a squared loss: no gradient-flow time to compare with
+    return per_sample * (1.0 if pl_module.loss_reduction == "sum" else 1 / len(y))
 
 
 class PruneAndTransfer(L.Callback):
