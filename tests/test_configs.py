@@ -12,11 +12,20 @@ from conftest import CONF, compose_config
 OPTIONS = sorted(p for p in CONF.glob("*/*.yaml") if p.parent.name not in ("experiment", "hydra"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 NEEDS_FILES = {"celeba", "waterbirds"}
+# Groups whose options set keys elsewhere in the config (`@package _global_` or `model`), added with `+`.
+SETTING_GROUPS = {"recipe": "optim", "node_scaling": "model", "convention": "model"}
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda p: f"{p.parent.name}={p.stem}")
 def test_every_option_composes_and_instantiates(option, tmp_path):
     group, name = option.parent.name, option.stem
+    if group in SETTING_GROUPS:
+        base = ["+experiment=asym_sim"] if group != "recipe" else ["+experiment=minimizer_gd"]
+        prefix = "+" if group == "convention" else ""  # recipe and node_scaling are in the defaults lists
+        plain, chosen = compose_config(base), compose_config([*base, f"{prefix}{group}={name}"])
+        assert chosen[SETTING_GROUPS[group]]._target_  # the option composes onto its experiment
+        assert chosen != plain or name in ("gd", "iid", "code")  # and changes it (but for the defaults)
+        return
     # ${hydra:...} values only exist inside a launched job (tested end to end in test_loggers.py).
     job_only = (
         ["logger.wandb.name=n", "logger.wandb.group=g", "logger.wandb.tags=[t]"] if name == "wandb" else []
@@ -25,6 +34,11 @@ def test_every_option_composes_and_instantiates(option, tmp_path):
     node = cfg[group] if group != "optim" else cfg.optim
     if group == "data" and name in NEEDS_FILES:
         assert OmegaConf.is_missing(node, "root")  # instantiated against fixtures in test_image_data.py
+    elif group == "data" and name == "feature_file":
+        assert OmegaConf.is_missing(node, "path")  # instantiated against a generated .npz in test_asymmetric.py
+    elif group == "data" and name == "fashion_pairs":  # reads the IDX files you supply (test_minimizer_*)
+        with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+            instantiate(node).setup("fit")
     elif group == "data":
         data = instantiate(node)
         data.setup("fit")
