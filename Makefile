@@ -31,7 +31,7 @@ bench: setup
 # `make figures ONLY=minimizer_fig2` runs the lines of one experiment.
 figures: setup
 	grep -v '^#' docs/gallery.txt | grep -E '^$(if $(ONLY),$(ONLY)( |$$),[a-z])' | while read -r experiment overrides; do \
-	  $(BIN)/python train.py -m +experiment=$$experiment $$overrides '~callbacks.checkpoint' \
+	  $(BIN)/python train.py -m +experiment=$$experiment $$overrides callbacks.checkpoint=null \
 	    hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweep.dir=multirun/$$experiment/gallery && \
 	  $(BIN)/python -m overparam.results multirun/$$experiment/gallery --out docs/figures || exit 1; \
 	done
