@@ -35,3 +35,10 @@ def derived_config(cfg: DictConfig, run_dir: Path, **changes) -> DictConfig:
         for key, value in changes.items():
             OmegaConf.update(derived, key, value, merge=False)
     return derived
+
+
+def stop_loss(cfg: DictConfig) -> float | None:
+    """The training loss that ends a run (callbacks.stop's stopping_threshold), if the run has one."""
+    stop = (cfg.callbacks or {}).get("stop")
+    threshold = stop.get("stopping_threshold") if stop is not None else None
+    return None if threshold is None else float(threshold)

@@ -23,7 +23,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from overparam.errors import ConfigError
-from overparam.procedures import derived_config, settings_from
+from overparam.procedures import derived_config, settings_from, stop_loss
 
 
 @dataclasses.dataclass
@@ -43,8 +43,7 @@ def shrink_sigma(cfg: DictConfig) -> dict:
     search = settings_from(cfg, "sigma_search", SigmaSearch)
     if not 0 < search.factor < 1:
         raise ConfigError(f"sigma_search.factor must be in (0, 1), got {search.factor}")
-    stop = (cfg.callbacks or {}).get("stop")
-    threshold = stop.get("stopping_threshold") if stop is not None else None
+    threshold = stop_loss(cfg)
     rounds, sigma, reason = [], float(cfg.model.sigma), f"{search.max_rounds} rounds"
     for k in range(search.max_rounds):
         round_dir = Path(cfg.run_dir) / f"round={k}"
