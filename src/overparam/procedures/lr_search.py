@@ -22,7 +22,7 @@ from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from overparam.errors import ConfigError
-from overparam.procedures import derived_config, settings_from
+from overparam.procedures import derived_config, settings_from, stop_loss
 from overparam.resume import write_json
 
 
@@ -34,12 +34,12 @@ class LrSearch:
 
 
 def stop_threshold(cfg: DictConfig) -> float:
-    stop = (cfg.callbacks or {}).get("stop")
-    if stop is None or stop.get("stopping_threshold") is None:
+    threshold = stop_loss(cfg)
+    if threshold is None:
         raise ConfigError(
             "lr_search needs callbacks.stop with a stopping_threshold (the loss that ends a run)"
         )
-    return float(stop.stopping_threshold)
+    return threshold
 
 
 def trial_config(cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold: float) -> DictConfig:
