@@ -271,34 +271,3 @@ def test_feature_file_experiment_trains_with_cross_entropy_and_prunes(tmp_path):
     assert test.loc[0, "accuracy"] == pytest.approx(result["metrics"]["test/avg_acc"], abs=1e-6)
     assert test.loc[0, "risk"] == pytest.approx(result["metrics"]["test/loss"], rel=1e-4)
     assert test.loc[200, "risk"] == pytest.approx(math.log(10), rel=1e-9)
-
-
-def test_paper_convention_keeps_flow_time_and_obeys_the_lemma_d1_decay_bound(tmp_path):
-    """`+convention=paper` (w ~ N(0, I), ½Σ loss, η = 2/(nC)) takes the same gradient-flow time per step as
-    the code's mean squared error with η = 1; along its run the training loss obeys Lemma D.1 (spec T5):
-    L(t) ≤ exp(−2ℓ(t)·t)·L(0), ℓ(t) the smallest λ_min(Θ̂_s) seen up to t (on the logged steps)."""
-    from hydra.utils import instantiate
-
-    base = [
-        "+experiment=asym_sim",
-        *QUIET_ASYM,
-        "model.width=500",
-        "trainer.max_steps=2000",
-        "inner_steps=200",
-    ]
-    for convention in ("code", "paper"):
-        run(compose_config([*base, f"+convention={convention}"], tmp_path / convention))
-        result = json.loads((tmp_path / convention / "metrics.json").read_text())
-        assert result["metrics"]["probe/flow_time"] == pytest.approx(40.0)
-    cfg = compose_config([*base, "+convention=paper"])
-    data = instantiate(cfg.data)
-    data.setup()
-    net = instantiate(cfg.model, in_shape=(50,), out_features=1)
-    with torch.no_grad():
-        initial = 0.5 * (net(data.train.x).squeeze(-1) - data.train.y).pow(2).sum().item()
-    logged = pd.read_csv(tmp_path / "paper" / "metrics.csv").groupby("step").last()
-    logged = logged.dropna(subset=["probe/eig_min", "train_eval/loss"])
-    floor = logged["probe/eig_min"].cummin()
-    loss = logged["train_eval/loss"] * len(data.train.y)  # the per-sample mean of ½(f − y)², summed
-    bound = np.exp(-2 * floor * logged["probe/flow_time"]) * initial
-    assert (loss <= bound).all() and loss.iloc[-1] < 0.5 * initial

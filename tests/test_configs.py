@@ -35,7 +35,9 @@ def test_every_option_composes_and_instantiates(option, tmp_path):
     if group == "data" and name in NEEDS_FILES:
         assert OmegaConf.is_missing(node, "root")  # instantiated against fixtures in test_image_data.py
     elif group == "data" and name == "feature_file":
-        assert OmegaConf.is_missing(node, "path")  # instantiated against a generated .npz in test_asymmetric.py
+        assert OmegaConf.is_missing(
+            node, "path"
+        )  # instantiated against a generated .npz in test_asymmetric.py
     elif group == "data" and name == "fashion_pairs":  # reads the IDX files you supply (test_minimizer_*)
         with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
             instantiate(node).setup("fit")
