@@ -44,3 +44,11 @@ def expected_initial_velocity(x: Tensor, scale: float, init_std: float = 1.0) ->
     d = x.shape[1]
     g1 = init_std * x.norm(dim=1) / math.sqrt(2 * math.pi * d)
     return -scale / math.sqrt(d) * (x * g1[:, None]).sum(0)
+
+
+def departure(scales: Tensor, gamma: float) -> float:
+    """(1 − γ)² Σ_j λ̃_j² = Σ_j (λ_{m,j} − γ/m)²: how far the node scales are from the NTK's 1/m, the
+    constant in front of the NTG's non-vanishing randomness (Eq. 12) and of the feature learning that
+    survives m → ∞. Zero for γ = 1."""
+    scales = scales.double()
+    return float((scales - gamma / len(scales)).pow(2).sum())

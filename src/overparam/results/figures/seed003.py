@@ -230,11 +230,14 @@ def fig3(sweep_dir: Path):
 
 def fig4(sweep_dir: Path):
     """Test MSE against the batch split (batch = split·N; 1 = full batch): SGD with and without shuffling
-    stays at GD's error, AdaGrad's error moves with the split (seed 003 Fig. 4, F4.1–F4.3)."""
+    stays at GD's error, AdaGrad's error moves with the split (seed 003 Fig. 4, F4.1–F4.3); one
+    test-MSE axis for both, so the size of each spread reads directly."""
     every = runs(sweep_dir)
     every["optimizer"] = every["recipe"].str.split(" ").str[0].replace({"GD": "SGD"})
     optimizers = sorted(every["optimizer"].unique())
-    fig, axes = plt.subplots(len(optimizers), 1, figsize=(6, 3.5 * len(optimizers)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(optimizers), 1, figsize=(6, 3.5 * len(optimizers)), squeeze=False, sharey=True
+    )
     table = converged_runs(sweep_dir, fig)
     table = table.assign(optimizer=table["recipe"].str.split(" ").str[0].replace({"GD": "SGD"}))
     for ax, name in zip(axes[:, 0], optimizers):
