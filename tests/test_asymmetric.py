@@ -316,9 +316,6 @@ def test_feature_learning_grows_with_the_departure_from_ntk_scaling(tmp_path):
     table["departure"] = [
         departure(node_scales(2000, g, a), g) for g, a in zip(table["gamma"], table["alpha"])
     ]
-    print(
-        table[["gamma", "alpha", "departure", "probe/max_weight_change", "probe/ntg_change", "probe/eig_min"]]
-    )
     assert spearmanr(table["departure"], table["probe/max_weight_change"])[0] >= 0.9
     assert spearmanr(table["departure"], table["probe/ntg_change"])[0] >= 0.9
     assert spearmanr(table["departure"], table["probe/eig_min"])[0] <= -0.9
