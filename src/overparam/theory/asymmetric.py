@@ -8,19 +8,32 @@ import torch
 from torch import Tensor
 
 
-def relu_slope_agreement(x: Tensor) -> Tensor:
-    """p_ii' = P(w·x_i > 0, w·x_i' > 0) = (π − θ_ii')/(2π) for w ~ N(0, I), θ the angle between inputs."""
+def relu_slope_agreement(x: Tensor, z: Tensor | None = None) -> Tensor:
+    """p_ii' = P(w·x_i > 0, w·z_i' > 0) = (π − θ_ii')/(2π) for w ~ N(0, I), θ the angle between inputs
+    (z = x when not given)."""
     x = x.flatten(1).double()
-    unit = x / x.norm(dim=1, keepdim=True)
-    angle = torch.arccos((unit @ unit.T).clamp(-1, 1))
-    return (math.pi - angle) / (2 * math.pi)
+    z = x if z is None else z.flatten(1).double()
+    cosine = (x / x.norm(dim=1, keepdim=True)) @ (z / z.norm(dim=1, keepdim=True)).T
+    return (math.pi - torch.arccos(cosine.clamp(-1, 1))) / (2 * math.pi)
 
 
-def mean_ntg(x: Tensor) -> Tensor:
-    """Θ̂*(X) = (XXᵀ/d) · (π − θ)/(2π), the NTG averaged over the weights (Prop 3.1), for any λ, m and
-    init scale: Σ_j λ_j = 1 and the nodes are i.i.d."""
+def mean_ntg(x: Tensor, z: Tensor | None = None) -> Tensor:
+    """Θ̂*(X, Z) = (XZᵀ/d) · (π − θ)/(2π), the NTG averaged over the weights (Prop 3.1), for any λ, m and
+    init scale: Σ_j λ_j = 1 and the nodes are i.i.d. (Z = X when not given.)"""
     x = x.flatten(1).double()
-    return (x @ x.T / x.shape[1]) * relu_slope_agreement(x)
+    z = x if z is None else z.flatten(1).double()
+    return (x @ z.T / x.shape[1]) * relu_slope_agreement(x, z)
+
+
+def kernel_flow_prediction(
+    x_train: Tensor, y_train: Tensor, x_test: Tensor, f0_train: Tensor, f0_test: Tensor, time: float
+) -> Tensor:
+    """Test predictions of gradient flow on L = ½Σ_i (y_i − f(x_i))² for time t in the kernel regime, with the
+    limiting NTG Θ̂* fixed (spec T11): f_t(x) = f_0(x) + Θ̂*(x, X) Θ̂*⁻¹ (I − e^{−Θ̂* t}) (y − f_0(X))."""
+    evals, evecs = torch.linalg.eigh(mean_ntg(x_train))
+    reached = evecs @ torch.diag(-torch.expm1(-evals * time) / evals) @ evecs.T  # Θ⁻¹(I − e^{−Θt})
+    residual = y_train.double().flatten() - f0_train.double().flatten()
+    return f0_test.double().flatten() + mean_ntg(x_test, x_train) @ reached @ residual
 
 
 def kappa(x: Tensor) -> float:
