@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
+from torch.func import functional_call, grad, jacrev, jvp, vmap
 
 from conftest import compose_config
 from overparam.data.regression import SimulatedSines
 from overparam.models.asymmetric import AsymmetricShallow
-from overparam.theory.asymmetric import kappa, kernel_flow_prediction
+from overparam.theory.asymmetric import kappa, kernel_flow_prediction, tanh_ntg_drift
 from overparam.train import run
 
 QUIET_ASYM = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.resume"]
@@ -169,3 +170,38 @@ def test_gamma_one_approaches_kernel_regression_with_the_limiting_ntg_and_gamma_
     }
     assert gaps[1.0, 4000] <= 0.45 * gaps[1.0, 250] and gaps[1.0, 4000] < 0.05
     assert gaps[0.0, 4000] >= 0.2 and gaps[0.0, 4000] >= 0.7 * gaps[0.0, 250]
+
+
+def mean_ntg_drift(net: AsymmetricShallow, x: torch.Tensor, y: torch.Tensor, inits: int, seed: int):
+    """dΘ̂/dt at t = 0 under gradient flow on ½Σ(y − f)², averaged over `inits` draws of W_0 ~ N(0, I) and
+    the output signs: Θ̂ is the Gram of autograd's Jacobian, dΘ̂/dt its directional derivative along −∇L."""
+    width, d = net.weight.shape
+    generator = torch.Generator().manual_seed(seed)
+    weights = torch.randn(inits, width, d, generator=generator, dtype=torch.float64)
+    signs = torch.randint(0, 2, (inits, 1, width), generator=generator).double() * 2 - 1
+
+    def drift(weight, sign):
+        def outputs(w):
+            return functional_call(net, {"weight": w, "output_signs": sign}, (x,))[:, 0]
+
+        def ntg(w):
+            jacobian = jacrev(outputs)(w).flatten(1)
+            return jacobian @ jacobian.T
+
+        velocity = -grad(lambda w: 0.5 * (outputs(w) - y).pow(2).sum())(weight)
+        return jvp(ntg, (weight,), (velocity,))[1]
+
+    return vmap(drift, chunk_size=2000)(weights, signs).mean(0)
+
+
+def test_tanh_ntg_drift_is_proportional_to_the_sum_of_squared_scales():
+    """Spec T10 (Thm 5.2, tanh): averaged over 20,000 inits and output signs, dΘ̂/dt at t = 0 divided by
+    Σ_j λ_{m,j}² is the same matrix for (γ, α, m) = (0, 0.4, 20), (0.5, 0.5, 50), (0.2, 0.5, 200), and it
+    is the closed form with 1/d² (theory.tanh_ntg_drift) within 5%; the paper's 1/d^{3/2} is √d too large."""
+    x = sphere(4, 5, seed=7)
+    y = torch.randn(4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    expected = tanh_ntg_drift(x)
+    for gamma, alpha, width in ((0.0, 0.4, 20), (0.5, 0.5, 50), (0.2, 0.5, 200)):
+        net = AsymmetricShallow((5,), 1, width, gamma, alpha, activation="tanh", init_std=1.0).double()
+        mean = mean_ntg_drift(net, x, y, inits=20_000, seed=width) / float(net.scales.double().pow(2).sum())
+        assert float((mean - expected).norm() / expected.norm()) <= 0.05, (gamma, alpha, width)

@@ -65,3 +65,32 @@ def departure(scales: Tensor, gamma: float) -> float:
     survives m → ∞. Zero for γ = 1."""
     scales = scales.double()
     return float((scales - gamma / len(scales)).pow(2).sum())
+
+
+def tanh_ntg_drift(x: Tensor, init_std: float = 1.0, samples: int = 200_000, seed: int = 0) -> Tensor:
+    """E[dΘ̂(x_k, x_l)/dt] at t = 0 divided by Σ_j λ_{m,j}², for tanh under gradient flow on
+    L = ½Σ_i (y_i − f(x_i))² (Thm 5.2), averaged over w ~ N(0, s²I) and the output signs (y drops out):
+
+        −(x_kᵀx_l)/d² · Σ_i [(x_kᵀx_i) g_2(k, l, i) + (x_lᵀx_i) g_2(l, k, i)],
+        g_2(a, b, i) = E[σ''(z_a) σ'(z_b) σ'(z_i) σ(z_i)],  z ~ N(0, s² Gram(x_a, x_b, x_i)/d).
+
+    The power of d is 2 by this derivation; the paper prints 3/2 (spec T10). The Gaussian expectations are
+    Monte Carlo over `samples` shared draws."""
+    x = x.flatten(1).double()
+    n, d = x.shape
+    gram = x @ x.T
+    a, b, i = torch.meshgrid(torch.arange(n), torch.arange(n), torch.arange(n), indexing="ij")
+    triples = torch.stack([a, b, i], -1).reshape(-1, 3)
+    covariance = init_std**2 * gram[triples[:, :, None], triples[:, None, :]] / d
+    cholesky = torch.linalg.cholesky(covariance + 1e-12 * torch.eye(3, dtype=torch.float64))
+    draws = torch.randn(samples, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    z = torch.einsum("tpq,sq->tsp", cholesky, draws)  # (triples, samples, 3)
+    tanh = torch.tanh(z)
+    slope = 1 - tanh**2
+    g2 = (
+        (-2 * tanh[..., 0] * slope[..., 0] * slope[..., 1] * slope[..., 2] * tanh[..., 2])
+        .mean(1)
+        .reshape(n, n, n)
+    )
+    inner = torch.einsum("ki,kli->kl", gram, g2)  # Σ_i (x_kᵀx_i) g_2(k, l, i)
+    return -gram / d**2 * (inner + inner.T)
