@@ -298,6 +298,8 @@ def test_transfer_from_asymmetric_nodes_beats_iid_features_on_concrete(tmp_path)
     assert ratio["lambda", 10] <= 0.6 and ratio["lambda", 100] > ratio["lambda", 10]
     assert ratio["lambda_wnorm", 10] <= 0.6
     assert risks["iid", 1.0]["diverged"].all()
+    titles = [ax.get_title() for ax in seed004.protocols(tmp_path).axes]
+    assert sum(title.endswith("2 diverged") for title in titles) == 2  # left out of the transfer panels
 
 
 GRID = [(1.0, 0.5), (0.7, 0.9), (0.5, 0.7), (0.5, 0.3), (0.2, 0.5), (0.0, 0.3)]

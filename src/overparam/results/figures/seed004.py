@@ -182,10 +182,16 @@ def protocols(sweep_dir: Path):
             ax.set(xlabel="nodes pruned", title=f"{split} {metric} after pruning ({kind})")
         if not transfer.empty:
             part = transfer[transfer["importance"] == kind]
+            diverged = part["diverged"].astype(bool) if "diverged" in part else pd.Series(False, part.index)
+            part = part[~diverged]  # a diverged head says nothing about the features; counted in the title
             value = "test_accuracy" if "test_accuracy" in part else "test_risk"
             for scaling, lines in part.groupby("scaling", sort=False):
                 band(row[2], lines.rename(columns={"k": "step", value: "value"}), scaling)
-            row[2].set(xlabel="top-k features", title=f"transfer {value.replace('_', ' ')} ({kind})")
+            title = f"transfer {value.replace('_', ' ')} ({kind})"
+            row[2].set(
+                xlabel="top-k features",
+                title=title + (f", {diverged.sum()} diverged" if diverged.any() else ""),
+            )
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
