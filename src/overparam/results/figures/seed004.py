@@ -97,7 +97,7 @@ def training(sweep_dir: Path):
     return fig
 
 
-fig1 = training
+fig1 = fig2 = fig3 = training  # the same panels for the simulated set, the regression tables and MNIST
 
 
 def width(sweep_dir: Path):
@@ -195,3 +195,7 @@ def protocols(sweep_dir: Path):
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# Names for the gallery files (seed004_<name>.png): pruning on the simulated set, the protocols of Figs. 2–4.
+pruning = fig2_protocols = fig3_protocols = fig4 = protocols
