@@ -220,6 +220,19 @@ def test_regression_tables_split_and_standardize_like_the_authors_code(tmp_path)
         RegressionTable("airfoil", root=str(tmp_path)).setup()
 
 
+def test_regression_runs_report_losses_not_accuracy(capsys):
+    """The end-of-run table shows the mean squared error on each split (the evaluation pass on the
+    training set) for regression data, where a sign 'accuracy' would mean nothing."""
+    from overparam.report import print_report
+
+    metrics = {"train/avg_acc": 0.9, "train/loss": 0.5, "train_eval/loss": 0.01234, "test/avg_acc": 0.8}
+    metrics["test/loss"] = 0.0456
+    print_report(metrics, ("all",), {}, regression=RegressionTable.regression)
+    shown = capsys.readouterr().out
+    assert "loss (final model)" in shown and "0.01234" in shown and "0.0456" in shown and "%" not in shown
+    assert SimulatedSines.regression and not OneHotDigits.regression
+
+
 def test_one_hot_digits_and_feature_files(tmp_path):
     digits = OneHotDigits(n_train=30, n_val=20, n_test=10)
     digits.setup()

@@ -289,7 +289,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if len(nets) > 1:
         write_members(run_dir, result, len(nets))
     elif result["status"] == "completed":
-        print_report(result["metrics"], data.group_names, result["best"])
+        print_report(result["metrics"], data.group_names, result["best"], data.regression)
     return flat_result(result)
 
 

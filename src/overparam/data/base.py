@@ -69,6 +69,7 @@ class GroupDataModule(L.LightningDataModule):
     """
 
     group_names: tuple[str, ...] = ()
+    regression = False  # real-valued targets: accuracy means nothing, the report shows losses
 
     def __init__(
         self, batch_size: int | None, eval_batch_size: int | None, num_workers: int, labels: str, seed: int

@@ -25,6 +25,7 @@ class SimulatedSines(GroupDataModule):
     `n_test` points each. One group."""
 
     group_names = ("all",)
+    regression = True
 
     def __init__(
         self,
@@ -104,6 +105,7 @@ class RegressionTable(GroupDataModule):
     you supply in `root`), or the offline stand-ins friedman1, friedman2, biomass, diabetes. One group."""
 
     group_names = ("all",)
+    regression = True
 
     def __init__(
         self,
