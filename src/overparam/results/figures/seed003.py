@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from overparam.results.collect import job_dirs  # noqa: E402
-from overparam.results.figures import mean_std_line  # noqa: E402
+from overparam.results.figures import mean_std_line, ticks_at  # noqa: E402
 
 OPTIMIZER_NAMES = {"SGD": "SGD", "Adagrad": "AdaGrad", "Adam": "Adam"}
 
@@ -78,13 +78,6 @@ def converged_runs(sweep_dir: Path, fig) -> pd.DataFrame:
     if left_out:
         fig.text(0.01, 0.005, f"{left_out} run(s) did not reach the stop loss and are left out", fontsize=8)
     return table[table["converged"]] if len(table) else table
-
-
-def ticks_at(ax, values) -> None:
-    """Label a log x-axis at the swept values only (σ, widths, N, splits)."""
-    values = sorted(set(values))
-    ax.set_xticks(values, [f"{v:.3g}" for v in values])
-    ax.minorticks_off()
 
 
 def deviations(sweep_dir: Path) -> pd.DataFrame:

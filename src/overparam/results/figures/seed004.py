@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from overparam.models.asymmetric import node_scales  # noqa: E402
 from overparam.results.collect import job_dirs  # noqa: E402
-from overparam.results.figures import mean_std_line  # noqa: E402
+from overparam.results.figures import mean_std_line, ticks_at  # noqa: E402
 from overparam.theory.asymmetric import departure  # noqa: E402
 
 
@@ -116,6 +116,7 @@ def width(sweep_dir: Path):
         if np.isfinite(first):
             ax.plot(widths, first * (widths / widths[0]) ** -0.5, "k:", label="∝ m^(−1/2)")
         ax.set(xscale="log", yscale="log", xlabel="width m", title=label)
+        ticks_at(ax, widths)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
