@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -88,3 +90,48 @@ def test_real_data_experiments_use_the_papers_settings():
     assert (birds.optim.lr, birds.data.batch_size, birds.trainer.max_epochs) == (1e-4, 128, 500)
     assert birds.model.pretrained is True and birds.weighting.mode == "sampler"
     assert compose_config(["+experiment=erm_waterbirds"]).weighting._target_.endswith("ERM")
+
+
+def sweep_of(experiment: str) -> dict[str, list[str]]:
+    """The experiment's `hydra.sweeper.params` (what `-m` sweeps): each key's values as override strings."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params or {}
+    parsed = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
+    values = {}
+    for item in parsed:
+        if not item.is_sweep_override():
+            values[item.key_or_group] = [item.get_value_element_as_str()]
+        elif "INTERVAL" not in item.value_type.name:  # Optuna's interval(a, b) has no list of values
+            values[item.key_or_group] = list(item.sweep_string_iterator())
+    return values
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_swept_config_groups_give_distinct_runs(experiment):
+    """An experiment inherits its parent's sweep. A swept group (recipe, node_scaling, model …) whose keys
+    other swept keys override would run the same job once per option: each option must change the config."""
+    files = ["data.root=/x"] if any(name in experiment for name in NEEDS_FILES) else []
+    sweep = sweep_of(experiment)
+    for group, options in sweep.items():
+        if "." in group or len(options) < 2:
+            continue
+        others = [f"{key}={values[0]}" for key, values in sweep.items() if key != group]
+        configs = {
+            json.dumps(
+                OmegaConf.to_container(
+                    compose_config([f"+experiment={experiment}", *files, *others, f"{group}={option}"])
+                ),
+                sort_keys=True,
+            )
+            for option in options
+        }
+        assert len(configs) == len(options), f"{experiment}: sweeping {group} over {options} repeats runs"
+
+
+def test_sigma_search_and_the_grid_sweep_what_their_headers_say():
+    assert sweep_of("minimizer_sigma_search")["recipe"] == ["gd"]
+    assert sweep_of("asym_grid")["node_scaling"] == ["iid"] and len(sweep_of("asym_grid")["model.gamma"]) == 6

@@ -278,6 +278,8 @@ def sigma_search(sweep_dir: Path):
             chosen = line[line["chosen"]]
             ax.scatter(chosen["sigma"], chosen[value], s=150, facecolors="none", edgecolors="k")
         ax.set(xscale="log", yscale="log", xlabel="σ (rounds run right to left)", ylabel=label)
+        ticks_at(ax, table["sigma"].round(3))
+        ax.yaxis.set_tick_params(labelleft=True)  # shared axis: label both panels
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
