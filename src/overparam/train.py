@@ -23,6 +23,7 @@ from overparam.data.base import whole
 from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter, write_members
 from overparam.errors import ConfigError, Diverged
 from overparam.losses import logistic, squared
+from overparam.models.mitigation import MITIGATIONS, mitigate
 from overparam.module import ReweightedModule
 from overparam.procedures.lr_search import monotone_learning_rate
 from overparam.procedures.sigma_search import shrink_sigma
@@ -321,7 +322,16 @@ def run_procedure(cfg: DictConfig, run_dir: Path, config: dict, procedure) -> di
 def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
     """The network, or for `ensemble=S` the S networks that the single runs with seeds seed, …, seed+S−1
     would build (same RNG draws before the model's own)."""
-    build_model = functools.partial(build, cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
+    mitigation = cfg.get("mitigation") or "none"
+    if mitigation not in MITIGATIONS:
+        raise ConfigError(f"mitigation must be one of {', '.join(MITIGATIONS)}, got {mitigation!r}")
+    if mitigation != "none" and cfg.ensemble != 1:
+        raise ConfigError(f"mitigation={mitigation} wraps one network: use it with ensemble=1")
+    model = functools.partial(build, cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
+
+    def build_model() -> torch.nn.Module:
+        return mitigate(model(), mitigation)
+
     if cfg.ensemble == 1:
         return [build_model()]
     nets = []

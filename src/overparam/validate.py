@@ -40,6 +40,7 @@ class RunSettings:
     lr_search: dict | None
     sigma_search: dict | None
     matmul_precision: Literal["highest", "high", "medium"] | None
+    mitigation: Literal["none", "center", "asi"]
     ckpt_path: str | None
     objective: str
     figure: str | list[str] | None
