@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -22,6 +23,8 @@ QUIET_NO_CHECKPOINTS = [
     "~callbacks.checkpoint",
     "~callbacks.resume",
 ]
+# asym_* experiments keep no best checkpoint; their tests drop the resume one and the progress bar too.
+QUIET_ASYM = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.resume"]
 
 
 def record_overrides(job: Path, overrides: list[str]) -> None:
@@ -53,3 +56,9 @@ def run_cli(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeout:
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"
+
+
+def sphere(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    """n points uniform on the unit sphere S^{d−1} in float64 (seed 004's Assumption 2.1)."""
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return x / x.norm(dim=1, keepdim=True)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.func import functional_call, jacrev, vmap
 
-from conftest import compose_config, record_overrides
+from conftest import QUIET_ASYM, compose_config, record_overrides, sphere
 from overparam.data.classes import FeatureFile, OneHotDigits
 from overparam.data.regression import RegressionTable, SimulatedSines
 from overparam.models.asymmetric import AsymmetricShallow, node_scales
@@ -61,11 +61,6 @@ def test_closed_form_ntg_equals_the_autograd_jacobian_gram(activation):
 
     jacobian = vmap(jacrev(channel0), in_dims=(None, 0))(net.weight.detach(), x).flatten(1)
     torch.testing.assert_close(net.ntg(x), jacobian @ jacobian.T, rtol=1e-10, atol=1e-14)
-
-
-def sphere(n: int, d: int, seed: int = 0) -> torch.Tensor:
-    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return x / x.norm(dim=1, keepdim=True)
 
 
 def test_mean_ntg_is_the_monte_carlo_mean_and_kappa_is_positive():
@@ -122,8 +117,6 @@ def test_importance_rankings_and_seeded_ties():
     assert len(set(ties)) > 1
 
 
-# asym_* experiments keep no best checkpoint; the tests drop the resume one and the progress bar too.
-QUIET_ASYM = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.resume"]
 SCALINGS = ["iid", "g05_a07", "g05_a05", "g02_a05", "g0_a04"]
 
 

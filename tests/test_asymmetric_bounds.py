@@ -14,13 +14,12 @@ import torch
 from hydra.utils import instantiate
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 
-from conftest import compose_config
+from conftest import QUIET_ASYM, compose_config, sphere
 from overparam.data.regression import SimulatedSines
 from overparam.models.asymmetric import AsymmetricShallow
 from overparam.theory.asymmetric import kappa, kernel_flow_prediction, tanh_ntg_drift
 from overparam.train import run
 
-QUIET_ASYM = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.resume"]
 PAPER_RUN = [
     "+experiment=asym_sim",
     *QUIET_ASYM,
@@ -44,8 +43,8 @@ def paper_runs(tmp_path_factory, simulated):
     runs = {}
     for scaling in SCALINGS:
         job = tmp_path_factory.mktemp(scaling)
-        run(compose_config([*PAPER_RUN, "+convention=paper", f"node_scaling={scaling}"], job))
-        cfg = compose_config([*PAPER_RUN, "+convention=paper", f"node_scaling={scaling}"])
+        cfg = compose_config([*PAPER_RUN, "+convention=paper", f"node_scaling={scaling}"], job)
+        run(cfg)
         data = instantiate(cfg.data)
         data.setup()
         net = instantiate(cfg.model, in_shape=(50,), out_features=1)
@@ -152,11 +151,6 @@ def kernel_regime_gap(gamma: float, alpha: float, width: int, seed: int) -> floa
     kernel = kernel_flow_prediction(x_train, y, x_test, f0_train, f0_test, time=200.0)
     with torch.no_grad():
         return float((net(x_test)[:, 0] - kernel).norm() / (kernel - f0_test).norm())
-
-
-def sphere(n: int, d: int, seed: int) -> torch.Tensor:
-    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return x / x.norm(dim=1, keepdim=True)
 
 
 def test_gamma_one_approaches_kernel_regression_with_the_limiting_ntg_and_gamma_zero_does_not():

@@ -253,3 +253,5 @@ def test_centering_and_asi_remove_the_init_term_at_large_sigma(tmp_path):
     assert errors["center"] <= 1.2 and errors["asi"] <= 1.2, errors
     with pytest.raises(ConfigError, match="mitigation must be one of none, center, asi, got 'doubling'"):
         run(compose_config(["+experiment=minimizer_fig2", "mitigation=doubling"], tmp_path / "bad"))
+    with pytest.raises(ConfigError, match="mitigation=asi wraps one network; train it with ensemble=1"):
+        run(compose_config(["+experiment=minimizer_fig2", "mitigation=asi", "ensemble=2"], tmp_path / "pair"))

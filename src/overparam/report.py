@@ -16,9 +16,9 @@ def print_report(
     for split in splits:
         table.add_column(split, justify="right")
     if regression:
-        rows = [("mean", "loss")] + [
-            (name, f"group_loss/{name}") for name in group_names if len(group_names) > 1
-        ]
+        rows = [("mean", "loss")]
+        if len(group_names) > 1:
+            rows += [(name, f"group_loss/{name}") for name in group_names]
         formatter = fmt_loss
     else:
         rows = [("average", "avg_acc"), ("worst group", "worst_group_acc")]

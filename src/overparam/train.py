@@ -23,7 +23,7 @@ from overparam.data.base import whole
 from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter, write_members
 from overparam.errors import ConfigError, Diverged
 from overparam.losses import logistic, squared
-from overparam.models.mitigation import MITIGATIONS, mitigate
+from overparam.models.mitigation import mitigate
 from overparam.module import ReweightedModule
 from overparam.procedures.lr_search import monotone_learning_rate
 from overparam.procedures.sigma_search import shrink_sigma
@@ -322,15 +322,10 @@ def run_procedure(cfg: DictConfig, run_dir: Path, config: dict, procedure) -> di
 def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
     """The network, or for `ensemble=S` the S networks that the single runs with seeds seed, …, seed+S−1
     would build (same RNG draws before the model's own)."""
-    mitigation = cfg.get("mitigation") or "none"
-    if mitigation not in MITIGATIONS:
-        raise ConfigError(f"mitigation must be one of {', '.join(MITIGATIONS)}, got {mitigation!r}")
-    if mitigation != "none" and cfg.ensemble != 1:
-        raise ConfigError(f"mitigation={mitigation} wraps one network: use it with ensemble=1")
     model = functools.partial(build, cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
 
     def build_model() -> torch.nn.Module:
-        return mitigate(model(), mitigation)
+        return mitigate(model(), cfg.mitigation)  # validate() checked the value
 
     if cfg.ensemble == 1:
         return [build_model()]
@@ -347,6 +342,8 @@ def check_ensemble(cfg: DictConfig) -> None:
     """An ensemble's members share one batch stream and one data set; say which key breaks that."""
     if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
         raise ConfigError(f"ensemble must be an integer ≥ 1, got {cfg.ensemble!r}")
+    if cfg.mitigation != "none":
+        raise ConfigError(f"mitigation={cfg.mitigation} wraps one network; train it with ensemble=1")
     if cfg.data.get("batch_size") is not None:
         raise ConfigError("ensemble members must see the same batches: set data.batch_size=null (full batch)")
     if "${seed}" in OmegaConf.to_yaml(cfg.data):
