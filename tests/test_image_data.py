@@ -68,7 +68,13 @@ def test_image_experiment_trains_one_step_on_fixture(tmp_path, experiment, maker
     weights = tmp_path / "resnet18-f37072fd.pth"
     torch.save(ResNet((3, 8, 8), 1000, "resnet18", False, None).net.state_dict(), weights)
     cfg = compose_config(
-        [f"+experiment={experiment}", f"data.root={root}", f"model.weights_path={weights}", *TINY],
+        [
+            f"+experiment={experiment}",
+            f"data.root={root}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            f"model.weights_path={weights}",
+            *TINY,
+        ],
         tmp_path / "run",
     )
     run(cfg)
@@ -120,6 +126,7 @@ def test_table1_sweep_aggregates_last_epochs_and_the_early_stopping_window(tmp_p
                 f"data.root={root}",
                 "model=mlp",
                 "~model.pretrained",
+                "~model.channels_last",
                 "model.width=16",
                 "trainer=cpu",
                 "trainer.max_epochs=4",

@@ -90,6 +90,7 @@ class GroupDataModule(L.LightningDataModule):
         self.eval_splits: list[str] = ["val"]  # set by run(): the splits evaluated after every epoch
         self.train = self.val = self.test = self.train_eval = None
         self.device_train: TensorSplit | None = None  # full batch on an accelerator: the one device copy
+        self.device_splits: dict[int, Dataset] = {}  # splits that live on the accelerator, by id
 
     # Facts about the data that the model and reweighter need (read after setup).
     @property
@@ -128,7 +129,24 @@ class GroupDataModule(L.LightningDataModule):
 
     @property
     def in_shape(self) -> tuple[int, ...]:
+        if hasattr(self.train, "out_shape"):  # stored images that a device transform resizes
+            return tuple(self.train.out_shape)
         return tuple(self.train[[0]].x.shape[1:])
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """Splits of stored images (`data.pipeline=cached`) are augmented here, on the device."""
+        training = self.trainer is not None and self.trainer.training
+        transform = getattr(self.train if training else self.val, "device_transform", None)
+        return batch if transform is None else batch._replace(x=transform(batch.x))
+
+    def on_accelerator(self, split: Dataset) -> Dataset:
+        """A split of stored images, moved once to the trainer's accelerator (batches are indexed there)."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if device.type == "cpu" or not hasattr(split, "device_transform"):
+            return split
+        if id(split) not in self.device_splits:
+            self.device_splits[id(split)] = split.to(device)
+        return self.device_splits[id(split)]
 
     def train_dataloader(self) -> DataLoader:
         n = len(self.train)
@@ -176,13 +194,17 @@ class GroupDataModule(L.LightningDataModule):
         self, split: Dataset, order, batch_size: int, drop_last: bool, pin: bool = True
     ) -> DataLoader:
         batches = EpochBatchSampler(order, batch_size=min(batch_size, len(split)), drop_last=drop_last)
+        split = self.on_accelerator(split)
+        # Stored images are only indexed: worker processes would copy them and add nothing.
+        stored = hasattr(split, "device_transform")
+        workers = 0 if stored else self.num_workers
         return DataLoader(
             split,
             sampler=batches,
             batch_size=None,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=pin and torch.cuda.is_available(),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=pin and torch.cuda.is_available() and not (stored and not split.images.is_cpu),
         )
 
 

@@ -11,8 +11,13 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from overparam.data.base import Batch, encode_labels
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from overparam.data.image_cache import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PIPELINES,
+    CachedImageSplit,
+    CachedPipeline,
+)
 
 
 class ImageSplit(Dataset):
@@ -58,9 +63,11 @@ def image_splits(
     labels: str,
     table: Path,
     group_names: tuple[str, ...],
-) -> tuple[ImageSplit, ...]:
+    cached: CachedPipeline | None = None,
+) -> tuple[ImageSplit | CachedImageSplit, ...]:
     """Train/val/test `ImageSplit`s (split ids 0/1/2) with groups 2·y + spurious attribute, then the
     training split again with the evaluation transform (for train accuracy measured as the paper does).
+    With `cached`, `CachedImageSplit`s of decoded images instead (the training split's images shared).
 
     `table` (the metadata file) is named when a row holds a label outside {0, 1} or a split lacks a group.
     """
@@ -79,6 +86,14 @@ def image_splits(
                 f"{table}: the {split_name} split has no rows of group {empty}; every split needs every "
                 "group (its worst-group accuracy is undefined otherwise)."
             )
+    if cached is not None:
+        splits = []
+        for k in range(3):
+            rows = torch.nonzero(split == k).flatten()
+            targets, groups = encode_labels(y[rows], labels), 2 * y[rows] + spurious[rows]
+            splits.append(cached.split([paths[i] for i in rows], targets, groups, train=k == 0))
+        train = splits[0]
+        return (*splits, CachedImageSplit(train.store, train.y, train.group, cached.eval))
     splits = []
     for k, transform in [*enumerate(transforms), (0, transforms[-1])]:
         rows = torch.nonzero(split == k).flatten()
@@ -109,3 +124,11 @@ def check_images_exist(paths: list[Path], table: Path) -> None:
     for row, path in enumerate(paths, start=1):
         if not path.is_file():
             raise FileNotFoundError(f"{table} row {row} names {path.name}, but {path} does not exist.")
+
+
+def check_pipeline(pipeline: str) -> None:
+    if pipeline not in PIPELINES:
+        raise ValueError(
+            f"data.pipeline must be files (decode JPEGs in DataLoader workers) or cached (decode once, "
+            f"augment on the device), got {pipeline!r}"
+        )

@@ -9,7 +9,8 @@ import torch
 from torchvision.transforms import v2
 
 from overparam.data.base import GroupDataModule
-from overparam.data.images import check_images_exist, image_splits, normalized, require_files
+from overparam.data.image_cache import CachedPipeline, DeviceTransform
+from overparam.data.images import check_images_exist, check_pipeline, image_splits, normalized, require_files
 
 LAYOUT = "metadata.csv (columns img_filename, y, split, place) and the image folders it names"
 
@@ -18,7 +19,9 @@ class Waterbirds(GroupDataModule):
     """Splits from `metadata.csv` (split 0/1/2 = train/val/test); groups = 2·y + place.
 
     Transforms follow the Group DRO code (seed 001 §5.1): RandomResizedCrop(scale 0.7–1) + flip for
-    training; resize to 256/224 of the image size and a centre crop for evaluation.
+    training; resize to 256/224 of the image size and a centre crop for evaluation. `pipeline=cached`
+    stores every image after that resize (256² for size 224) and crops it on the device, so training crops
+    are drawn from the resized image rather than the original (the one departure of the cached path).
     """
 
     group_names = ("landbird_land", "landbird_water", "waterbird_land", "waterbird_water")
@@ -32,9 +35,12 @@ class Waterbirds(GroupDataModule):
         num_workers: int = 0,
         labels: str = "index",
         seed: int = 0,
+        pipeline: str = "files",
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, labels, seed)
-        self.root = Path(root).expanduser()
+        check_pipeline(pipeline)
+        self.root, self.pipeline, self.cache_dir = Path(root).expanduser(), pipeline, cache_dir
         require_files("Waterbirds", self.root, ["metadata.csv"], LAYOUT)
         self.image_size = image_size
         self.drop_last = True
@@ -57,6 +63,23 @@ class Waterbirds(GroupDataModule):
         )
         resized = round(size * 256 / 224)
         eval_tf = normalized(v2.Resize((resized, resized)), v2.CenterCrop(size))
+        cached = None
+        if self.pipeline == "cached":
+            cached = CachedPipeline(
+                stored_size=(resized, resized),
+                train=DeviceTransform(size, train=True, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)),
+                eval=DeviceTransform(size, train=False, eval_crop=size),
+                cache_dir=self.cache_dir,
+                workers=self.num_workers,
+            )
         return image_splits(
-            paths, y, place, split, (train_tf, eval_tf, eval_tf), self.labels, metadata, self.group_names
+            paths,
+            y,
+            place,
+            split,
+            (train_tf, eval_tf, eval_tf),
+            self.labels,
+            metadata,
+            self.group_names,
+            cached,
         )

@@ -28,6 +28,7 @@ class ResNet(nn.Module):
         arch: str,
         pretrained: bool,
         weights_path: str | None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if arch not in WEIGHTS:
@@ -40,9 +41,11 @@ class ResNet(nn.Module):
         if pretrained:
             self.net.load_state_dict(torch.load(pretrained_file(arch, weights_path), map_location="cpu"))
         self.net.fc = nn.Linear(self.net.fc.in_features, out_features)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=self.memory_format))
 
 
 def pretrained_file(arch: str, weights_path: str | None) -> Path:
