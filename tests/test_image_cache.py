@@ -12,9 +12,9 @@ import torch
 from torchvision.transforms import v2
 
 from conftest import QUIET, compose_config
-from fixtures import make_celeba, make_waterbirds, write_jpeg
 from overparam.data.celeba import CelebA
 from overparam.data.image_cache import IMAGENET_STD, crop_resize, decoded_images, random_boxes
+from overparam.data.layouts import make_celeba, make_waterbirds, write_jpeg
 from overparam.data.waterbirds import Waterbirds
 from overparam.models.resnet import ResNet
 from overparam.train import run

@@ -9,8 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import QUIET, compose_config, record_overrides
-from fixtures import make_celeba, make_waterbirds
 from overparam.data.celeba import CelebA
+from overparam.data.layouts import make_celeba, make_waterbirds
 from overparam.data.waterbirds import Waterbirds
 from overparam.models.resnet import ResNet
 from overparam.train import ConfigError, run

@@ -1,0 +1,35 @@
+"""The GPU benchmarks (image pipeline, paper-scale seed 002 step) run end to end at CPU smoke scale, so a
+session lent a GPU measures instead of debugging."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_gpu_benchmarks_run_at_smoke_scale_and_report_each_ratio(tmp_path):
+    out = tmp_path / "bench.json"
+    result = bench("--quick", "--only", "3,4", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [row["target"] for row in rows] == ["≥ 2", "≥ 0.8", "≤ 1.3"]
+    assert all(math.isfinite(row["ratio"]) and row["ratio"] > 0 for row in rows)
+    for row in rows:
+        assert f"{row['ratio']:6.2f}×   target {row['target']}" in result.stdout
+    assert "JPEGs written" in rows[0]["detail"] and "its two matmuls" in rows[2]["detail"]
+
+
+def test_an_unknown_benchmark_name_is_named():
+    result = bench("--only", "1a,9")
+    assert result.returncode != 0 and "--only names unknown benchmarks 9; choose among 1a, 1b, 2, 3, 4" in (
+        result.stderr
+    )
