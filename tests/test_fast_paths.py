@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -51,3 +52,25 @@ def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
         torch.set_float32_matmul_precision(before)
     with pytest.raises(ConfigError, match=r"^matmul_precision must be one of highest, high, medium or null"):
         run(compose_config(["matmul_precision=fast"], tmp_path / "bad"))
+
+
+def test_auto_inner_steps_chunk_a_batch_split_of_one_and_give_the_plain_run(tmp_path):
+    """Seed 003's SGD at split 1 is GD: `inner_steps=auto` runs it in chunks of 100 (one evaluation per
+    chunk, not per step) and reaches the same weights as one step per epoch."""
+    from overparam.train import ConfigError, chunk_length
+
+    base = ["+experiment=minimizer_gd", "recipe=sgd", "data.split=1.0", "model.width=32"]
+    base += [*QUIET_NO_CHECKPOINTS, "trainer.max_steps=150"]
+    for name, inner in (("auto", "auto"), ("plain", 1)):
+        run(compose_config([*base, f"inner_steps={inner}"], tmp_path / name))
+    auto, plain = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("auto", "plain"))
+    assert auto["steps"] == plain["steps"] == 150
+    for key in ("test/loss", "train_eval/loss", "val/loss"):
+        assert auto["metrics"][key] == pytest.approx(plain["metrics"][key], rel=1e-9), key
+    evaluations = {
+        n: pd.read_csv(tmp_path / n / "metrics.csv")["val/loss"].notna().sum() for n in ("auto", "plain")
+    }
+    assert evaluations["plain"] >= 150 and evaluations["auto"] <= 3
+    assert chunk_length("auto", None) == 100 and chunk_length("auto", 10) == 1
+    with pytest.raises(ConfigError, match=r"^inner_steps=5 would take that many steps on every mini-batch"):
+        chunk_length(5, 10)

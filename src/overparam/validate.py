@@ -30,7 +30,7 @@ class RunSettings:
 
     name: str
     seed: int
-    inner_steps: int
+    inner_steps: int | Literal["auto"]
     lr_scale: float | None
     loss_reduction: Literal["mean", "sum"]
     l2_to_init: float
