@@ -117,7 +117,7 @@ def image_pipeline(device: str, quick: bool) -> list[dict]:
     if quick and device == "cuda":
         partitions, size, batch, warmup, steps = (8000, 400, 400), 224, 100, 5, 20
     elif quick:  # a smoke run of the code path on a CPU
-        partitions, size, batch, warmup, steps = (400, 40, 40), 32, 16, 2, 3
+        partitions, size, batch, warmup, steps = (160, 20, 20), 32, 16, 2, 3
     else:
         partitions, size, batch, warmup, steps = CELEBA_PARTITIONS, 224, 400, 20, 200
     count = sum(partitions)
