@@ -72,7 +72,9 @@ def decoded_images(
     with FileLock(str(file.with_suffix(".lock"))):  # concurrent jobs of a sweep decode it once
         if not file.exists():
             write_cache(paths, size, file, workers)
-    return torch.from_numpy(np.load(file))
+    # Mapped, not read: pages come from the OS's file cache as batches (or the copy to a GPU) touch them,
+    # so the decoded set costs no process memory of its own (copy-on-write keeps the tensor writable).
+    return torch.from_numpy(np.load(file, mmap_mode="c"))
 
 
 def write_cache(paths: list[Path], size: tuple[int, int] | None, file: Path, workers: int) -> None:
