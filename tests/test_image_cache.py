@@ -163,3 +163,26 @@ def test_gdro_celeba_trains_through_the_cached_pipeline(tmp_path):
     result = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 2
     assert 0.0 <= result["metrics"]["test/worst_group_acc"] <= 1.0
+
+
+def test_in_memory_splits_go_to_the_accelerator_once_and_share_one_copy(tmp_path):
+    """What a GPU run does, on the `meta` device: the cached splits (and a full-batch training set) are
+    copied to the trainer's device once, and the training split and its eval view share that copy."""
+    from types import SimpleNamespace
+
+    from overparam.data.digit_pairs import DigitPairs
+
+    on_meta = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("meta")), world_size=1)
+    root = make_celeba(tmp_path / "data")
+    data = CelebA(str(root), "Blond_Hair", "Male", 32, 8, pipeline="cached", cache_dir=str(tmp_path / "c"))
+    data.setup()
+    data.trainer, data.eval_splits = on_meta, ["val", "train"]
+    first, again = data.train_dataloader(), data.train_dataloader()
+    assert first.dataset is again.dataset and first.dataset.images.is_meta
+    train_eval = data.val_dataloader()[1].dataset
+    assert train_eval.images is first.dataset.images and train_eval.device_transform.train is False
+    full_batch = DigitPairs("digits", [0, 1], 20, 10, 10, input_norm="unit", batch_size=None)
+    full_batch.setup()
+    full_batch.trainer = on_meta
+    loaders = full_batch.train_dataloader(), full_batch.train_dataloader()
+    assert loaders[0].dataset is loaders[1].dataset and loaders[0].dataset.x.is_meta

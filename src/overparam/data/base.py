@@ -89,8 +89,7 @@ class GroupDataModule(L.LightningDataModule):
         self.sample_weights: Tensor | None = None  # set by run() for sampler-based reweighting
         self.eval_splits: list[str] = ["val"]  # set by run(): the splits evaluated after every epoch
         self.train = self.val = self.test = self.train_eval = None
-        self.device_train: TensorSplit | None = None  # full batch on an accelerator: the one device copy
-        self.device_splits: dict[int, Dataset] = {}  # splits that live on the accelerator, by id
+        self.device_splits: dict[int, Dataset] = {}  # in-memory splits copied to the accelerator, by id
 
     # Facts about the data that the model and reweighter need (read after setup).
     @property
@@ -140,9 +139,9 @@ class GroupDataModule(L.LightningDataModule):
         return batch if transform is None else batch._replace(x=transform(batch.x))
 
     def on_accelerator(self, split: Dataset) -> Dataset:
-        """A split of stored images, moved once to the trainer's accelerator (batches are indexed there)."""
+        """An in-memory split, copied once to the trainer's accelerator (batches are indexed there)."""
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        if device.type == "cpu" or not hasattr(split, "device_transform"):
+        if device.type == "cpu":
             return split
         if id(split) not in self.device_splits:
             self.device_splits[id(split)] = split.to(device)
@@ -165,12 +164,9 @@ class GroupDataModule(L.LightningDataModule):
             order = WeightedRandomSampler(self.sample_weights, num_samples=n, replacement=True)
         elif self.batch_size is None:
             # Full batch: an in-memory training set goes to the device once, not at every chunk.
-            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-            if isinstance(self.train, TensorSplit) and device.type != "cpu":
-                if self.device_train is None:
-                    self.device_train = self.train.to(device)
-                return self._loader(self.device_train, SequentialSampler(range(n)), n, False, pin=False)
             order = SequentialSampler(range(n))
+            if isinstance(self.train, TensorSplit):
+                return self._loader(self.train, order, n, False, to_device=True)
         else:
             order = self.minibatch_order(n)
         return self._loader(self.train, order, self.batch_size or n, self.drop_last)
@@ -191,20 +187,21 @@ class GroupDataModule(L.LightningDataModule):
         return self._loader(split, SequentialSampler(range(len(split))), size, False)
 
     def _loader(
-        self, split: Dataset, order, batch_size: int, drop_last: bool, pin: bool = True
+        self, split: Dataset, order, batch_size: int, drop_last: bool, to_device: bool = False
     ) -> DataLoader:
         batches = EpochBatchSampler(order, batch_size=min(batch_size, len(split)), drop_last=drop_last)
-        split = self.on_accelerator(split)
-        # Stored images are only indexed: worker processes would copy them and add nothing.
+        # Stored images (data.pipeline=cached) always live where training runs; they are only indexed,
+        # so worker processes would copy them and add nothing.
         stored = hasattr(split, "device_transform")
+        placed = self.on_accelerator(split) if stored or to_device else split
         workers = 0 if stored else self.num_workers
         return DataLoader(
-            split,
+            placed,
             sampler=batches,
             batch_size=None,
             num_workers=workers,
             persistent_workers=workers > 0,
-            pin_memory=pin and torch.cuda.is_available() and not (stored and not split.images.is_cpu),
+            pin_memory=torch.cuda.is_available() and placed is split,  # batches already on a GPU: no pinning
         )
 
 

@@ -35,6 +35,15 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "overparam" / "images"
 
 
+def read_rgb(path: Path) -> Image.Image:
+    """An image file as RGB, or one sentence naming the file that cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (FileNotFoundError, OSError) as error:
+        raise FileNotFoundError(f"Could not read image {path}: {error}") from error
+
+
 class Decode(Dataset):
     """Image files as uint8 tensors (3, H, W), resized to `size` (antialiased, as `v2.Resize`) if given."""
 
@@ -45,8 +54,7 @@ class Decode(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Tensor:
-        with Image.open(self.paths[i]) as image:
-            decoded = v2.functional.pil_to_tensor(image.convert("RGB"))
+        decoded = v2.functional.pil_to_tensor(read_rgb(self.paths[i]))
         if self.size is None:
             return decoded
         return v2.functional.resize(decoded, list(self.size), antialias=True)

@@ -17,6 +17,7 @@ from overparam.data.image_cache import (
     PIPELINES,
     CachedImageSplit,
     CachedPipeline,
+    read_rgb,
 )
 
 
@@ -35,11 +36,7 @@ class ImageSplit(Dataset):
         return Batch(x, self.y[index], self.group[index], index)
 
     def load(self, i: int) -> Image.Image:
-        try:
-            with Image.open(self.paths[i]) as image:
-                return image.convert("RGB")
-        except (FileNotFoundError, OSError) as error:
-            raise FileNotFoundError(f"Could not read image {self.paths[i]}: {error}") from error
+        return read_rgb(self.paths[i])
 
 
 def normalized(*steps: v2.Transform) -> v2.Compose:
