@@ -29,9 +29,11 @@ class FitTimer(L.Callback):
     last: dict = {}
 
     def on_train_start(self, trainer, pl_module) -> None:
+        sync_any()
         FitTimer.last = {"start": time.perf_counter(), "step0": trainer.global_step}
 
     def on_train_end(self, trainer, pl_module) -> None:
+        sync_any()
         FitTimer.last.update(seconds=time.perf_counter() - FitTimer.last["start"], steps=trainer.global_step)
 
 
@@ -70,6 +72,11 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def sync_any() -> None:
+    """Wait for the GPU, if there is one (a callback does not know the benchmark's device)."""
+    sync("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def peak_memory(device: str) -> str:
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
@@ -93,10 +100,10 @@ class StepTimer(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup:
-            sync("cuda" if torch.cuda.is_available() else "cpu")
+            sync_any()
             StepTimer.last = {"start": time.perf_counter(), "step0": trainer.global_step}
 
     def on_train_end(self, trainer, pl_module) -> None:
-        sync("cuda" if torch.cuda.is_available() else "cpu")
+        sync_any()
         last = StepTimer.last
         last.update(seconds=time.perf_counter() - last["start"], steps=trainer.global_step - last["step0"])

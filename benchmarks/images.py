@@ -25,6 +25,7 @@ from overparam.data.images import normalized
 from overparam.data.layouts import make_celeba
 
 CELEBA_PARTITIONS = (162_770, 19_867, 19_962)  # train, val, test
+WORKERS = min(16, os.cpu_count() or 1)  # decoding processes, for every loop alike
 
 
 class Faces(Dataset):
@@ -66,12 +67,11 @@ def train_images_per_second(model, batches, warmup: int, steps: int, device: str
 
 
 def plain_loop(root: Path, count: int, size: int, batch: int, warmup: int, steps: int, device: str) -> float:
-    workers = min(16, os.cpu_count() or 1)
     loader = DataLoader(
         Faces(root, count, size),
         batch_size=batch,
         shuffle=True,
-        num_workers=workers,
+        num_workers=WORKERS,
         pin_memory=device == "cuda",
         drop_last=True,
         persistent_workers=True,
@@ -97,7 +97,7 @@ def framework(root: Path, cache: Path, size: int, batch: int, warmup: int, steps
         f"data.cache_dir={cache}",
         f"data.image_size={size}",
         f"data.batch_size={batch}",
-        f"data.num_workers={min(16, os.cpu_count() or 1)}",
+        f"data.num_workers={WORKERS}",
         f"trainer.max_steps={warmup + steps}",
         "+trainer.num_sanity_val_steps=0",
         "+callbacks.timer._target_=common.StepTimer",
@@ -127,8 +127,16 @@ def image_pipeline(device: str, quick: bool) -> list[dict]:
         make_celeba(root, count, partition_sizes=partitions[1:], workers=os.cpu_count() or 1, smooth=True)
         written = time.perf_counter() - start
         start = time.perf_counter()
-        data = CelebA(str(root), "Blond_Hair", "Male", size, batch, pipeline="cached", cache_dir=str(cache))
-        data.num_workers = min(16, os.cpu_count() or 1)
+        data = CelebA(
+            str(root),
+            "Blond_Hair",
+            "Male",
+            size,
+            batch,
+            num_workers=WORKERS,
+            pipeline="cached",
+            cache_dir=str(cache),
+        )
         data.setup()
         decoded = time.perf_counter() - start
         del data
