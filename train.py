@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from overparam.train import main
+from overparam.entry import main
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")

@@ -49,7 +49,7 @@ def config(overrides: list[str], run_dir: Path):
 
 
 def framework_steps_per_second(overrides: list[str]) -> float:
-    from overparam.train import run
+    from overparam.entry import execute as run
 
     with tempfile.TemporaryDirectory() as run_dir:
         quietly(run, config([*overrides, *QUIET, *TIMER], Path(run_dir)))

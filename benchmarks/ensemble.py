@@ -13,7 +13,7 @@ from common import QUIET, config, quietly, report
 def ensemble(device: str, steps: int, width: int, members: int = 32) -> dict:
     """Target 2: 32 members of a one-hidden-layer MLP on n = 100 as one run (ensemble=32) vs 32 sequential
     runs, each the same number of full-batch GD steps."""
-    from overparam.train import run
+    from overparam.entry import execute as run
 
     overrides = [
         "data=mnist_pairs",

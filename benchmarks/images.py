@@ -89,7 +89,7 @@ def in_memory_loop(size: int, batch: int, warmup: int, steps: int, device: str) 
 
 
 def framework(root: Path, cache: Path, size: int, batch: int, warmup: int, steps: int, device: str) -> float:
-    from overparam.train import run
+    from overparam.entry import execute as run
 
     overrides = [
         "+experiment=gdro_celeba",

@@ -11,14 +11,14 @@ import torch
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config
-from overparam.train import run
+from overparam.entry import execute
 
 DIGITS = ["data.source=digits", "data.n_train=288", "data.n_val=10", "data.n_test=62"]
 
 
 def train(tmp_path, *overrides: str) -> tuple[pd.DataFrame, dict]:
     job = tmp_path / "-".join(o.replace("=", "_") for o in overrides)
-    run(compose_config(["+experiment=arora_fig1", *DIGITS, *QUIET, *overrides], job))
+    execute(compose_config(["+experiment=arora_fig1", *DIGITS, *QUIET, *overrides], job))
     logged = pd.read_csv(job / "metrics.csv").dropna(subset=["train/residual"]).set_index("step")
     return logged, json.loads((job / "metrics.json").read_text())
 
@@ -72,7 +72,7 @@ def test_fig2_random_labels_raise_complexity_test_error_and_slow_training(tmp_pa
             ],
             job,
         )
-        run(cfg)
+        execute(cfg)
         logged = pd.read_csv(job / "metrics.csv").dropna(subset=["train/residual"])
         data = instantiate(cfg.data)
         data.setup()
@@ -96,7 +96,7 @@ def test_a_step_size_beyond_the_stability_bound_ends_as_diverged_naming_the_larg
     cfg = compose_config(
         ["+experiment=arora_fig1", *DIGITS, *QUIET, "lr_scale=null", "optim.lr=1.0"], tmp_path
     )
-    run(cfg)
+    execute(cfg)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["status"] == "diverged" and written["steps"] == 0
     assert re.search(r"η·λ_max\(H∞\) ≥ 2, .* the largest stable step for this data is 0\.0", written["error"])
@@ -109,7 +109,7 @@ def test_sect6_even_power_is_learned_with_bounded_complexity_odd_power_three_is_
     for power in (2, 3):
         for n in (100, 1000):
             job = tmp_path / f"p{power}-n{n}"
-            run(
+            execute(
                 compose_config(
                     [
                         "+experiment=arora_sect6",

@@ -16,11 +16,11 @@ from torch.func import functional_call, jacrev, vmap
 from conftest import QUIET_ASYM, compose_config, record_overrides, sphere
 from overparam.data.classes import FeatureFile, OneHotDigits
 from overparam.data.regression import RegressionTable, SimulatedSines
+from overparam.entry import execute
 from overparam.models.asymmetric import AsymmetricShallow, node_scales
 from overparam.protocols import importance
 from overparam.results.figures import seed004
 from overparam.theory.asymmetric import departure, expected_initial_velocity, kappa, mean_ntg, ntg_spread
-from overparam.train import run
 
 # Spec §1 table at m = 2000: (γ, α) → λ_{m,1}, Σλ², Σλ^{3/2}, mass of the top 100 and top 10 nodes.
 SCALE_TABLE = {
@@ -127,7 +127,7 @@ def simulated_runs(tmp_path_factory):
     for scaling in SCALINGS:
         overrides = [f"node_scaling={scaling}", "trainer.max_steps=5000"]
         job = sweep / f"node_scaling={scaling}"
-        run(compose_config(["+experiment=asym_sim", *QUIET_ASYM, *overrides], job))
+        execute(compose_config(["+experiment=asym_sim", *QUIET_ASYM, *overrides], job))
         record_overrides(job, overrides)
     return sweep
 
@@ -182,7 +182,7 @@ def test_feature_learning_vanishes_with_width_only_for_gamma_one(tmp_path):
         for width in (250, 1000, 4000):
             overrides = [f"node_scaling={scaling}", f"model.width={width}", "trainer.max_steps=1000"]
             job = tmp_path / f"{scaling}_{width}"
-            run(compose_config(["+experiment=asym_width", *QUIET_ASYM, *overrides], job))
+            execute(compose_config(["+experiment=asym_width", *QUIET_ASYM, *overrides], job))
             record_overrides(job, overrides)
     table = seed004.runs(tmp_path)
     for gamma, (low, high) in ((1.0, (-0.7, -0.3)), (0.5, (-0.15, 0.15))):
@@ -269,7 +269,7 @@ def test_feature_file_experiment_trains_with_cross_entropy_and_prunes(tmp_path):
         "node_scaling=g05_a05",
         "callbacks.protocols.prune_every=50",
     ]
-    run(compose_config(["+experiment=asym_features", *QUIET_ASYM, *overrides], tmp_path / "run"))
+    execute(compose_config(["+experiment=asym_features", *QUIET_ASYM, *overrides], tmp_path / "run"))
     result = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert result["status"] == "completed" and result["metrics"]["test/avg_acc"] > 0.8
     pruning = pd.read_csv(tmp_path / "run" / "pruning.csv")
@@ -296,7 +296,7 @@ def test_transfer_from_asymmetric_nodes_beats_iid_features_on_concrete(tmp_path)
             f"callbacks.protocols.transfer_lr={lr}",
         ]
         job = tmp_path / f"{scaling}_{lr}"
-        run(compose_config(["+experiment=asym_regression", *QUIET_ASYM, *overrides], job))
+        execute(compose_config(["+experiment=asym_regression", *QUIET_ASYM, *overrides], job))
         risks[scaling, lr] = pd.read_csv(job / "transfer.csv").set_index(["importance", "k"])
     iid, zipf = risks["iid", 0.1], risks["g0_a04", 0.1]
     assert not iid["diverged"].any() and not zipf["diverged"].any()
@@ -320,7 +320,7 @@ def test_feature_learning_grows_with_the_departure_from_ntk_scaling(tmp_path):
     for gamma, alpha in GRID:
         overrides = [f"model.gamma={gamma}", f"model.alpha={alpha}", "trainer.max_steps=2000"]
         job = tmp_path / f"g{gamma}_a{alpha}"
-        run(compose_config(["+experiment=asym_grid", *QUIET_ASYM, *overrides], job))
+        execute(compose_config(["+experiment=asym_grid", *QUIET_ASYM, *overrides], job))
         record_overrides(job, overrides)
     table = seed004.runs(tmp_path)
     table["departure"] = [

@@ -16,9 +16,9 @@ from torch.func import functional_call, grad, jacrev, jvp, vmap
 
 from conftest import QUIET_ASYM, compose_config, sphere
 from overparam.data.regression import SimulatedSines
+from overparam.entry import execute
 from overparam.models.asymmetric import AsymmetricShallow
 from overparam.theory.asymmetric import kappa, kernel_flow_prediction, tanh_ntg_drift
-from overparam.train import run
 
 PAPER_RUN = [
     "+experiment=asym_sim",
@@ -44,7 +44,7 @@ def paper_runs(tmp_path_factory, simulated):
     for scaling in SCALINGS:
         job = tmp_path_factory.mktemp(scaling)
         cfg = compose_config([*PAPER_RUN, "+convention=paper", f"node_scaling={scaling}"], job)
-        run(cfg)
+        execute(cfg)
         data = instantiate(cfg.data)
         data.setup()
         net = instantiate(cfg.model, in_shape=(50,), out_features=1)
@@ -83,7 +83,7 @@ def test_paper_convention_keeps_flow_time_per_step(tmp_path):
     """`+convention=paper` (½Σ loss, η = 2/(nC)) takes the same gradient-flow time per step as the code's
     mean squared error with η = 1: 2,000 steps are t = 40 in both."""
     for convention in ("code", "paper"):
-        run(compose_config([*PAPER_RUN, f"+convention={convention}"], tmp_path / convention))
+        execute(compose_config([*PAPER_RUN, f"+convention={convention}"], tmp_path / convention))
         result = json.loads((tmp_path / convention / "metrics.json").read_text())
         assert result["metrics"]["probe/flow_time"] == pytest.approx(40.0)
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import compose_config
+from overparam.entry import execute
 from overparam.errors import ConfigError
 from overparam.results.collect import collect
-from overparam.train import run
 
 SILENT = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.resume"]
 SETTINGS = [
@@ -34,9 +34,11 @@ SETTINGS = [
 @pytest.mark.parametrize("weighting", ["erm", "gdro"])
 def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path, weighting):
     sweep = tmp_path / "sweep"
-    run(compose_config([*SETTINGS, f"weighting={weighting}", "seed=3", "ensemble=3"], sweep / "ensemble"))
+    execute(compose_config([*SETTINGS, f"weighting={weighting}", "seed=3", "ensemble=3"], sweep / "ensemble"))
     for k in range(3):
-        run(compose_config([*SETTINGS, f"weighting={weighting}", f"seed={3 + k}"], tmp_path / f"single{k}"))
+        execute(
+            compose_config([*SETTINGS, f"weighting={weighting}", f"seed={3 + k}"], tmp_path / f"single{k}")
+        )
         member = json.loads((sweep / "ensemble" / f"member={k}" / "metrics.json").read_text())
         single = json.loads((tmp_path / f"single{k}" / "metrics.json").read_text())
         assert member["status"] == single["status"] == "completed" and member["steps"] == single["steps"]
@@ -64,4 +66,4 @@ def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path
 )
 def test_an_ensemble_that_cannot_match_its_single_runs_is_refused(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        run(compose_config([*SETTINGS, "ensemble=2", *overrides], tmp_path))
+        execute(compose_config([*SETTINGS, "ensemble=2", *overrides], tmp_path))

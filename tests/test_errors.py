@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import QUIET, compose_config, run_cli
-from overparam.train import ConfigError, run
+from overparam.entry import execute
+from overparam.errors import ConfigError
 
 BAD_CONFIGS = [
     (["optim.lr=-0.1"], r"^optim\.lr must be > 0, got -0\.1$"),
@@ -83,7 +84,7 @@ BAD_CONFIGS = [
 )
 def test_bad_config_gives_one_sentence_naming_the_key(overrides, message, tmp_path):
     with pytest.raises(ConfigError, match=message) as raised:
-        run(compose_config([*QUIET, *overrides], tmp_path))
+        execute(compose_config([*QUIET, *overrides], tmp_path))
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "checkpoints").exists()  # nothing trained
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import QUIET_NO_CHECKPOINTS, compose_config
-from overparam.train import run
+from overparam.entry import execute
 
 
 @pytest.mark.parametrize("weighting", ["erm", "gdro_nu1"])
@@ -18,7 +18,7 @@ def test_chunked_inner_steps_match_one_step_per_training_step(tmp_path, weightin
     base = ["+experiment=grw_fig1", f"weighting={weighting}", *QUIET_NO_CHECKPOINTS, "trainer.max_steps=120"]
     base.append("log_grid_per_decade=null")
     for name, inner in (("chunked", 100), ("plain", 1)):
-        run(compose_config([*base, f"inner_steps={inner}"], tmp_path / name))
+        execute(compose_config([*base, f"inner_steps={inner}"], tmp_path / name))
     chunked, plain = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("chunked", "plain"))
     assert chunked["steps"] == plain["steps"] == 120
     for key in ("test/loss", "train/loss", "val/loss"):
@@ -46,23 +46,24 @@ def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
             ],
             tmp_path,
         )
-        run(cfg)
+        execute(cfg)
         assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision(before)
     with pytest.raises(ConfigError, match=r"^matmul_precision must be one of highest, high, medium or null"):
-        run(compose_config(["matmul_precision=fast"], tmp_path / "bad"))
+        execute(compose_config(["matmul_precision=fast"], tmp_path / "bad"))
 
 
 def test_auto_inner_steps_chunk_a_batch_split_of_one_and_give_the_plain_run(tmp_path):
     """Seed 003's SGD at split 1 is GD: `inner_steps=auto` runs it in chunks of 100 (one evaluation per
     chunk, not per step) and reaches the same weights as one step per epoch."""
-    from overparam.train import ConfigError, chunk_length
+    from overparam.components import chunk_length
+    from overparam.errors import ConfigError
 
     base = ["+experiment=minimizer_gd", "recipe=sgd", "data.split=1.0", "model.width=32"]
     base += [*QUIET_NO_CHECKPOINTS, "trainer.max_steps=150"]
     for name, inner in (("auto", "auto"), ("plain", 1)):
-        run(compose_config([*base, f"inner_steps={inner}"], tmp_path / name))
+        execute(compose_config([*base, f"inner_steps={inner}"], tmp_path / name))
     auto, plain = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("auto", "plain"))
     assert auto["steps"] == plain["steps"] == 150
     for key in ("test/loss", "train_eval/loss", "val/loss"):

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config, record_overrides
+from overparam.entry import execute
 from overparam.results.figures.seed000 import weight_gaps
-from overparam.train import run
 
 STEPS = 20_000  # the paper runs 10^7; `pytest -m slow` runs 10^5 (spec A3 at η = 0.1)
 
@@ -16,7 +16,7 @@ def sweep(tmp_path, steps: int):
     for loss in ("logistic", "polynomial_tail"):
         for weighting in ("erm", "iw"):
             job = tmp_path / f"loss={loss},weighting={weighting}"
-            run(
+            execute(
                 compose_config(
                     [
                         "+experiment=grw_fig3",

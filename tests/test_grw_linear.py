@@ -10,12 +10,14 @@ import torch
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config
-from overparam.train import run
+from overparam.entry import execute
 
 
 def train(tmp_path, experiment: str, weighting: str, *overrides: str) -> tuple[dict, pd.DataFrame, dict]:
     run_dir = tmp_path / weighting / "_".join(overrides).replace("=", "-")
-    run(compose_config([f"+experiment={experiment}", f"weighting={weighting}", *QUIET, *overrides], run_dir))
+    execute(
+        compose_config([f"+experiment={experiment}", f"weighting={weighting}", *QUIET, *overrides], run_dir)
+    )
     curves = pd.read_csv(run_dir / "metrics.csv")
     return json.loads((run_dir / "metrics.json").read_text()), curves, torch.load(run_dir / "snapshots.pt")
 

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config, record_overrides
+from overparam.entry import execute
 from overparam.results.figures.seed000 import fitted_slope, prediction_gaps
-from overparam.train import run
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def width_sweep(tmp_path_factory):
         for weighting in ("erm", "iw"):
             job = sweep / f"model.width={width},weighting={weighting}"
             overrides = ["+experiment=grw_width", f"model.width={width}", f"weighting={weighting}", *QUIET]
-            run(compose_config(overrides, job))
+            execute(compose_config(overrides, job))
             record_overrides(job, [f"model.width={width}", f"weighting={weighting}"])
     return sweep
 

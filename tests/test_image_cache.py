@@ -16,8 +16,8 @@ from overparam.data.celeba import CelebA
 from overparam.data.image_cache import IMAGENET_STD, crop_resize, decoded_images, random_boxes
 from overparam.data.layouts import make_celeba, make_waterbirds, write_jpeg
 from overparam.data.waterbirds import Waterbirds
+from overparam.entry import execute
 from overparam.models.resnet import ResNet
-from overparam.train import run
 
 
 def face(seed: int = 0) -> torch.Tensor:
@@ -159,7 +159,7 @@ def test_gdro_celeba_trains_through_the_cached_pipeline(tmp_path):
     ]
     cfg = compose_config(overrides, tmp_path / "run")
     assert cfg.data.pipeline == "cached" and cfg.model.channels_last
-    run(cfg)
+    execute(cfg)
     result = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 2
     assert 0.0 <= result["metrics"]["test/worst_group_acc"] <= 1.0

@@ -12,8 +12,9 @@ from conftest import QUIET, compose_config, record_overrides
 from overparam.data.celeba import CelebA
 from overparam.data.layouts import make_celeba, make_waterbirds
 from overparam.data.waterbirds import Waterbirds
+from overparam.entry import execute
+from overparam.errors import ConfigError
 from overparam.models.resnet import ResNet
-from overparam.train import ConfigError, run
 
 TINY = [
     *QUIET,
@@ -77,7 +78,7 @@ def test_image_experiment_trains_one_step_on_fixture(tmp_path, experiment, maker
         ],
         tmp_path / "run",
     )
-    run(cfg)
+    execute(cfg)
     result = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 1
     assert 0.0 <= result["metrics"]["test/worst_group_acc"] <= 1.0
@@ -90,7 +91,7 @@ def test_missing_dataset_stops_at_once_naming_the_path_and_layout(tmp_path):
     with pytest.raises(
         ConfigError, match=r"nowhere/metadata.csv is missing; data.root must hold metadata.csv"
     ):
-        run(cfg)
+        execute(cfg)
 
 
 def test_missing_image_names_the_metadata_row(tmp_path):
@@ -140,7 +141,7 @@ def test_table1_sweep_aggregates_last_epochs_and_the_early_stopping_window(tmp_p
             ],
             job,
         )
-        run(cfg)
+        execute(cfg)
         record_overrides(job, [f"weighting={weighting}"])
         (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     summary = table1_frame(sweep, last=2, early=(1, 2))

@@ -8,10 +8,10 @@ import torch
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config
+from overparam.entry import execute
 from overparam.models.linearized import Linearized
 from overparam.models.ntk_mlp import NTKMLP
 from overparam.theory.kernels import empirical_ntk, kernel_regression_limit, parameter_jacobian
-from overparam.train import run
 
 
 def test_zero_last_layer_makes_every_other_gradient_vanish_at_init():
@@ -56,7 +56,7 @@ def test_cor15_linearized_grw_converges_to_kernel_regression(tmp_path):
         *QUIET,
     ]
     cfg = compose_config(overrides, tmp_path)
-    run(cfg)
+    execute(cfg)
     outputs = torch.load(tmp_path / "snapshots.pt")["test_outputs"].squeeze(-1)
     # Rebuild the same θ0 (same seed) and the data, then the closed form.
     import lightning as L

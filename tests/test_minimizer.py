@@ -13,11 +13,11 @@ from hydra.utils import instantiate
 
 from conftest import QUIET_NO_CHECKPOINTS, compose_config
 from overparam.data.base import whole
+from overparam.entry import execute
 from overparam.models.deep_relu import DeepReLU
 from overparam.results.figures.seed003 import deviations, fig9
 from overparam.theory.kernels import empirical_ntk, kernel_regression_limit
 from overparam.theory.minimizers import kernel_interpolator, linearized_test_loss_over_sigma
-from overparam.train import run
 
 EXPERIMENT = ["+experiment=minimizer_gd", *QUIET_NO_CHECKPOINTS]
 
@@ -67,7 +67,7 @@ def test_gd_reaches_the_closed_form_kernel_limit_and_stops_below_1e_5(tmp_path):
     """A width-512 one-hidden-layer net trained by full-batch GD to a training loss < 1e-5 predicts on the
     test points what f0(x) + K(x,X)K⁻¹(Y − f0(X)) predicts (spec F2.5: within 0.3 × the init term)."""
     cfg = compose_config([*EXPERIMENT, "model.width=512", "seed=0", "lr_scale=1.0"], tmp_path)
-    run(cfg)
+    execute(cfg)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["steps"] < cfg.trainer.max_steps
     logged = pd.read_csv(tmp_path / "metrics.csv").dropna(subset=["train_eval/loss"])
@@ -97,7 +97,7 @@ def train_with_optimizers(tmp_path, names: list[str], threshold: float) -> dict[
     base.append(f"callbacks.stop.stopping_threshold={threshold}")
     outputs = {}
     for name in names:
-        run(compose_config([*base, *OPTIMIZERS[name]], tmp_path / name))
+        execute(compose_config([*base, *OPTIMIZERS[name]], tmp_path / name))
         written = json.loads((tmp_path / name / "metrics.json").read_text())
         assert written["metrics"]["train_eval/loss"] < threshold, name  # every run converged
         outputs[name] = saved_test_outputs(tmp_path / name)

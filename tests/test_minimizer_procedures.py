@@ -15,13 +15,13 @@ from hydra.utils import instantiate
 
 from conftest import QUIET_NO_CHECKPOINTS, compose_config, record_overrides
 from overparam.data.base import whole
+from overparam.entry import execute
 from overparam.errors import ConfigError
 from overparam.models.deep_relu import DeepReLU
 from overparam.models.mitigation import mitigate
 from overparam.results.collect import collect
 from overparam.results.figures import seed003
 from overparam.theory.kernels import empirical_ntk, kernel_regression_limit
-from overparam.train import run
 
 EXPERIMENT = ["+experiment=minimizer_gd", *QUIET_NO_CHECKPOINTS]
 
@@ -65,7 +65,7 @@ def test_lr_search_takes_the_largest_monotone_rate_and_every_seed_reuses_it(tmp_
     results = {}
     for seed in (0, 1):
         cfg = compose_config([*base, f"seed={seed}"], tmp_path / f"seed={seed}")
-        run(cfg)
+        execute(cfg)
         results[seed] = json.loads((tmp_path / f"seed={seed}" / "metrics.json").read_text())
     search = results[0]["lr_search"]
     assert results[1]["lr_search"] == search and results[0]["lr"] == results[1]["lr"] == search["lr"]
@@ -109,10 +109,10 @@ def test_sigma_search_shrinks_sigma_while_validation_improves(tmp_path):
     the test set. A round that cannot reach the stop loss within max_step_ratio × round 0's steps ends the
     search and is never returned."""
     small = ["model.width=128", "callbacks.stop.stopping_threshold=1e-3"]
-    run(compose_config([*SIGMA_SEARCH, *small, "sigma_search.min_sigma=0.3"], tmp_path / "a" / "seed=0"))
+    execute(compose_config([*SIGMA_SEARCH, *small, "sigma_search.min_sigma=0.3"], tmp_path / "a" / "seed=0"))
     record = check_sigma_search(tmp_path / "a", "seed=0")
     assert record["stopped_because"] in ("σ would fall below 0.3", "val/loss improved by less than 5%")
-    run(compose_config([*SIGMA_SEARCH, *small, "sigma_search.max_step_ratio=0.5"], tmp_path / "b"))
+    execute(compose_config([*SIGMA_SEARCH, *small, "sigma_search.max_step_ratio=0.5"], tmp_path / "b"))
     record = json.loads((tmp_path / "b" / "metrics.json").read_text())["sigma_search"]
     assert [r["status"] for r in record["rounds"]] == ["completed", "not converged"]
     assert record["chosen_round"] == 0 and record["rounds"][1]["steps"] == math.ceil(
@@ -123,7 +123,7 @@ def test_sigma_search_shrinks_sigma_while_validation_improves(tmp_path):
 @pytest.mark.slow
 def test_sigma_search_at_the_paper_stop_loss(tmp_path):
     """The same at m = 256 and the paper's stop loss 1e-5 (about 3 minutes on 2 cores)."""
-    run(compose_config([*SIGMA_SEARCH, "model.width=256"], tmp_path / "seed=0"))
+    execute(compose_config([*SIGMA_SEARCH, "model.width=256"], tmp_path / "seed=0"))
     check_sigma_search(tmp_path, "seed=0")
 
 
@@ -135,7 +135,7 @@ def test_sigma_sweep_grows_like_sigma_to_the_2l_and_tracks_the_closed_forms(tmp_
     for sigma in sigmas:
         job = tmp_path / f"model.sigma={sigma}"
         overrides = ["model.width=256", f"model.sigma={sigma}", "callbacks.stop.stopping_threshold=1e-4"]
-        run(compose_config(["+experiment=minimizer_fig2", *QUIET_NO_CHECKPOINTS, *overrides], job))
+        execute(compose_config(["+experiment=minimizer_fig2", *QUIET_NO_CHECKPOINTS, *overrides], job))
         record_overrides(job, overrides)
     table = seed003.runs(tmp_path).sort_values("sigma")
     assert (table["train_loss"] < 1e-4).all()
@@ -169,7 +169,7 @@ def test_cross_entropy_variant_uses_twice_n_over_lambda_max_and_large_sigma_hurt
         job = tmp_path / f"model.sigma={sigma}"
         overrides = ["model.width=256", f"model.sigma={sigma}", "data.n_train=100", "seed=0"]
         cfg = compose_config(["+experiment=minimizer_fig10", *QUIET_NO_CHECKPOINTS, *overrides], job)
-        run(cfg)
+        execute(cfg)
         record_overrides(job, overrides)
         result = json.loads((job / "metrics.json").read_text())
         assert result["metrics"]["train_eval/loss"] < 1e-3
@@ -184,11 +184,13 @@ def test_cross_entropy_variant_uses_twice_n_over_lambda_max_and_large_sigma_hurt
 
 def test_bad_procedure_settings_are_named(tmp_path):
     with pytest.raises(ConfigError, match=r"^grd is not a setting of lr_search; did you mean grid\?$"):
-        run(compose_config([*EXPERIMENT, "recipe=adagrad", "+lr_search.grd=[0.1]"], tmp_path))
+        execute(compose_config([*EXPERIMENT, "recipe=adagrad", "+lr_search.grd=[0.1]"], tmp_path))
     with pytest.raises(ConfigError, match=r"^lr_search chooses optim\.lr itself: set lr_scale=null$"):
-        run(compose_config([*EXPERIMENT, "recipe=adagrad", "lr_scale=0.5"], tmp_path / "b"))
+        execute(compose_config([*EXPERIMENT, "recipe=adagrad", "lr_scale=0.5"], tmp_path / "b"))
     with pytest.raises(ConfigError, match=r"^sigma_search\.factor must be in \(0, 1\), got 1\.5$"):
-        run(compose_config(["+experiment=minimizer_sigma_search", "sigma_search.factor=1.5"], tmp_path / "c"))
+        execute(
+            compose_config(["+experiment=minimizer_sigma_search", "sigma_search.factor=1.5"], tmp_path / "c")
+        )
 
 
 def test_fashion_pairs_reads_user_supplied_idx_files(tmp_path):
@@ -241,7 +243,7 @@ def test_centering_and_asi_remove_the_init_term_at_large_sigma(tmp_path):
     for kind in ("none", "center", "asi"):
         overrides = ["model.width=256", "model.sigma=2.0", "callbacks.stop.stopping_threshold=1e-3"]
         job = tmp_path / kind
-        run(
+        execute(
             compose_config(
                 ["+experiment=minimizer_fig2", *QUIET_NO_CHECKPOINTS, *overrides, f"mitigation={kind}"], job
             )
@@ -252,6 +254,8 @@ def test_centering_and_asi_remove_the_init_term_at_large_sigma(tmp_path):
     assert errors["none"] > 5
     assert errors["center"] <= 1.2 and errors["asi"] <= 1.2, errors
     with pytest.raises(ConfigError, match="mitigation must be one of none, center, asi, got 'doubling'"):
-        run(compose_config(["+experiment=minimizer_fig2", "mitigation=doubling"], tmp_path / "bad"))
+        execute(compose_config(["+experiment=minimizer_fig2", "mitigation=doubling"], tmp_path / "bad"))
     with pytest.raises(ConfigError, match="mitigation=asi wraps one network; train it with ensemble=1"):
-        run(compose_config(["+experiment=minimizer_fig2", "mitigation=asi", "ensemble=2"], tmp_path / "pair"))
+        execute(
+            compose_config(["+experiment=minimizer_fig2", "mitigation=asi", "ensemble=2"], tmp_path / "pair")
+        )

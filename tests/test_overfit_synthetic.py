@@ -9,12 +9,12 @@ import pytest
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
 from conftest import compose_config
-from overparam.train import run
+from overparam.entry import execute
 
 
 def worst_group_curve(tmp_path, weighting: str, seed: int, *overrides: str) -> tuple[pd.Series, dict]:
     job = tmp_path / f"{weighting}-{seed}-{'-'.join(overrides)}"
-    run(
+    execute(
         compose_config(
             [
                 "+experiment=overfit_synthetic",
@@ -103,7 +103,7 @@ def test_on_colored_mnist_the_early_benefit_of_reweighting_fades_by_the_end(tmp_
     final = {}
     for weighting in ("erm", "iw"):
         job = tmp_path / weighting
-        run(
+        execute(
             compose_config(
                 ["+experiment=overfit_cmnist", f"weighting={weighting}", "trainer.max_epochs=20", *QUIET], job
             )

@@ -18,10 +18,10 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import QUIET, ROOT, compose_config, run_cli
+from overparam.callbacks.resume import AtomicCheckpointIO
+from overparam.entry import execute
 from overparam.errors import ConfigError
 from overparam.module import ReweightedModule
-from overparam.resume import AtomicCheckpointIO
-from overparam.train import run
 
 SMALL = ["data.n_train=600", "data.n_val=200", "data.n_test=200", "trainer.max_epochs=6"]
 SILENT = ["~callbacks.progress", "+trainer.enable_progress_bar=false"]
@@ -93,7 +93,7 @@ def test_a_full_batch_run_resumes_exactly_on_its_log_grid(tmp_path, monkeypatch)
     """Full-batch float64 GD with inner steps on a log-spaced grid, interrupted in-process in epoch 3."""
     overrides = ["+experiment=grw_fig1", "weighting=gdro_nu1", *SILENT, "trainer.max_steps=300"]
     overrides.append("trainer.log_every_n_steps=3")
-    run(compose_config(overrides, tmp_path / "a"))
+    execute(compose_config(overrides, tmp_path / "a"))
 
     def interrupt(self):
         original(self)
@@ -103,25 +103,25 @@ def test_a_full_batch_run_resumes_exactly_on_its_log_grid(tmp_path, monkeypatch)
     original = ReweightedModule.on_train_epoch_end
     monkeypatch.setattr(ReweightedModule, "on_train_epoch_end", interrupt)
     with pytest.raises(SystemExit):  # Lightning turns the interrupt into exit(1) after writing our record
-        run(compose_config(overrides, tmp_path / "b"))
+        execute(compose_config(overrides, tmp_path / "b"))
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["status"] == "stopped"
     monkeypatch.setattr(ReweightedModule, "on_train_epoch_end", original)
-    run(compose_config(overrides, tmp_path / "b"))
+    execute(compose_config(overrides, tmp_path / "b"))
     same_run(tmp_path / "a", tmp_path / "b")
     assert (tmp_path / "b" / "metrics.attempt1.json").exists()  # the stopped attempt's record is kept
 
 
 def test_a_finished_run_is_skipped_and_never_overwritten(tmp_path):
     cfg = compose_config([*QUIET, *SMALL, "trainer.max_epochs=1"], tmp_path)
-    first = run(cfg)
+    first = execute(cfg)
     written = (tmp_path / "metrics.json").stat().st_mtime_ns
-    assert run(cfg) == first
+    assert execute(cfg) == first
     assert (tmp_path / "metrics.json").stat().st_mtime_ns == written
     changed = compose_config([*QUIET, *SMALL, "trainer.max_epochs=1", "optim.lr=0.05"], tmp_path)
     with pytest.raises(
         ConfigError, match=r"already holds a run of another config \(optim\.lr: 0\.1 → 0\.05\)"
     ):
-        run(changed)
+        execute(changed)
     assert (tmp_path / "metrics.json").stat().st_mtime_ns == written
 
 
@@ -152,7 +152,7 @@ def test_a_checkpoint_write_interrupted_midway_leaves_the_previous_one_intact(tm
 def test_the_same_config_and_seed_give_bit_identical_metrics_and_curves(tmp_path):
     overrides = [*QUIET, *SMALL, "trainer.max_epochs=2", "trainer.log_every_n_steps=1"]
     for name in ("a", "b"):
-        run(compose_config(overrides, tmp_path / name))
+        execute(compose_config(overrides, tmp_path / name))
     same_run(tmp_path / "a", tmp_path / "b")
 
 
@@ -180,7 +180,7 @@ def test_a_step_size_beyond_the_quadratic_stability_bound_ends_as_diverged_at_st
     """Full-batch GD on a linear model with the squared loss diverges iff η·λ_max(H) ≥ 2: the run says so
     before any step, with the bound, and the bound is the true one (bare GD on the same data)."""
     base = ["+experiment=grw_fig1", "weighting=iw", *SILENT, "~callbacks.checkpoint", "~callbacks.resume"]
-    run(compose_config([*base, "optim.lr=10"], tmp_path / "too_large"))
+    execute(compose_config([*base, "optim.lr=10"], tmp_path / "too_large"))
     written = json.loads((tmp_path / "too_large" / "metrics.json").read_text())
     assert written["status"] == "diverged" and written["steps"] == 0
     match = re.fullmatch(
@@ -192,7 +192,7 @@ def test_a_step_size_beyond_the_quadratic_stability_bound_ends_as_diverged_at_st
     bound = float(match.group(1))
 
     cfg = compose_config([*base, "trainer.max_steps=2000", f"optim.lr={0.97 * bound}"], tmp_path / "stable")
-    assert run(cfg)["train/loss"] < 1e-6  # just below the bound GD converges
+    assert execute(cfg).metrics["train/loss"] < 1e-6  # just below the bound GD converges
 
     x = torch.load(tmp_path / "stable" / "snapshots.pt", weights_only=True)["theta"]  # θ0 of the same data
     data = instantiate(cfg.data)  # the same six images, trained by a bare loop
@@ -210,7 +210,7 @@ def test_a_step_size_beyond_the_quadratic_stability_bound_ends_as_diverged_at_st
 def test_a_run_without_the_best_checkpoint_still_resumes_and_completes(tmp_path):
     """`~callbacks.checkpoint` keeps the resume checkpoint (which has no monitor): the run completes, with
     final metrics and no best/ ones."""
-    run(compose_config([*QUIET, "trainer.max_epochs=1", "~callbacks.checkpoint"], tmp_path))
+    execute(compose_config([*QUIET, "trainer.max_epochs=1", "~callbacks.checkpoint"], tmp_path))
     result = json.loads((tmp_path / "metrics.json").read_text())
     assert result["status"] == "completed" and result["best"] == {}
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()

@@ -142,7 +142,7 @@ def test_doro_matches_the_authors_robust_cvar_slice():
 
 def test_jtt_upweights_the_error_set_of_its_first_stage_and_restarts_the_model(tmp_path):
     from conftest import QUIET
-    from overparam.train import run
+    from overparam.entry import execute
 
     cfg = compose_config(
         [
@@ -155,7 +155,7 @@ def test_jtt_upweights_the_error_set_of_its_first_stage_and_restarts_the_model(t
         ],
         tmp_path,
     )
-    run(cfg)
+    execute(cfg)
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     error_set, stage = (
         state["state_dict"]["reweighter.error_set"],

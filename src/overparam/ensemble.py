@@ -19,7 +19,7 @@ import yaml
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
-from overparam.resume import write_json
+from overparam.rundir import write_json
 from overparam.weighting.base import Reweighter
 
 
@@ -68,7 +68,7 @@ class EnsembleReweighter(Reweighter):
     def __init__(self, members: list[Reweighter]) -> None:
         nn.Module.__init__(self)
         self.members = nn.ModuleList(members)
-        self.static = members[0].static
+        self.static, self.uniform = members[0].static, members[0].uniform
         self.n_groups, self.n_train = members[0].n_groups, members[0].n_train
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:

@@ -64,3 +64,15 @@ def polynomial_tail(outputs: Tensor, targets: Tensor, alpha: float, beta: float,
             -2 * alpha * torch.log(torch.tensor(2.0, dtype=m.dtype)) * shifted
         ) / math.log(2)
     return torch.where(m >= beta, right, left_branch)
+
+
+def curvature(loss_fn, n_outputs: int = 1) -> float | None:
+    """The largest second derivative of a loss in f, relative to ½‖f − y‖² (the squared loss: 1), or None
+    where it is not bounded by a constant. Sets stable step sizes and gradient-flow time."""
+    base = getattr(loss_fn, "func", loss_fn)
+    return {squared: 1.0, mean_squared_error: 2.0 / n_outputs, logistic: 0.25}.get(base)
+
+
+def is_quadratic(loss_fn) -> bool:
+    """Whether the loss is exactly quadratic in f (its curvature is then the same everywhere)."""
+    return getattr(loss_fn, "func", loss_fn) in (squared, mean_squared_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ from torch.nn.utils import parameters_to_vector
 
 from overparam.data.base import Batch
 from overparam.errors import Diverged
+from overparam.events import StepEvents, chunk_end
 from overparam.metrics import GroupMetrics
 from overparam.weighting.base import Reweighter
 
@@ -25,7 +27,11 @@ class ReweightedModule(L.LightningModule):
 
     Optimisation is manual so that full-batch runs take `inner_steps` optimizer steps per
     `training_step` and pay Lightning's per-step overhead once per chunk; `trainer.max_steps` still counts
-    optimizer steps. The reweighter is a submodule: its buffers (Group DRO's g, ...) are checkpointed.
+    optimizer steps. A chunk ends early at every step-indexed event (the log grid, the reweighter's and the
+    callbacks' `next_event_step`, a non-finite objective, the stop loss), so it equals one step per
+    `training_step`. The reweighter is a submodule: its buffers (Group DRO's g, ...) are checkpointed;
+    its step hook (`at_event_step`) runs here, with `misclassified()` and `restart()` at its disposal.
+    The datamodule reads what to evaluate (`eval_splits`) and how to draw (`sample_weights`) from here.
     """
 
     def __init__(
@@ -81,6 +87,8 @@ class ReweightedModule(L.LightningModule):
         )
         self.test_metrics = GroupMetrics(group_names, group_counts, members)
         self.last_finite_objective: float | None = None
+        # θ0 (parameters and buffers) for a reweighter that restarts the network, checkpointed.
+        self.initial_state = copy.deepcopy(net.state_dict()) if reweighter.restarts_network else None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -90,14 +98,18 @@ class ReweightedModule(L.LightningModule):
             return outputs.argmax(-1) == (y.argmax(-1) if y.dim() == outputs.dim() else y)  # one-hot or ids
         return (outputs.squeeze(-1) > self.label_threshold) == (y > self.label_threshold)
 
+    def step_participants(self) -> list[StepEvents]:
+        return [self.reweighter, *(c for c in self.trainer.callbacks if isinstance(c, StepEvents))]
+
     def steps_in_chunk(self) -> int:
-        """Optimizer steps of this `training_step`: up to `inner_steps`, ending at the next log-grid step."""
+        """Optimizer steps of this `training_step`: up to `inner_steps`, ending at the next log-grid step,
+        `trainer.max_steps` and every participant's next event."""
         step, steps = self.trainer.global_step, self.inner_steps
         if self.log_grid_per_decade:
             steps = min(steps, next_log_grid_step(step, self.log_grid_per_decade) - step)
         if self.trainer.max_steps is not None and self.trainer.max_steps >= 0:
             steps = min(steps, self.trainer.max_steps - step)
-        return max(1, steps)
+        return max(1, chunk_end(step, steps, self.step_participants()) - step)
 
     def objective(self, losses: Tensor, q: Tensor) -> Tensor:
         """Σ_i q_i ℓ_i (+ μ/2 ‖θ − θ0‖², the penalty centred at the initialization)."""
@@ -116,7 +128,8 @@ class ReweightedModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
         optimizer = self.optimizers()
-        steps = self.steps_in_chunk()
+        start, steps = self.trainer.global_step, self.steps_in_chunk()
+        reweighter_event = self.reweighter.next_event_step(start)
         plain = steps > 1 and self.uses_plain_steps()
         for i in range(steps):
             (optimizer.optimizer if plain else optimizer).zero_grad(set_to_none=True)
@@ -124,8 +137,12 @@ class ReweightedModule(L.LightningModule):
             losses = self.loss_fn(outputs, batch.y)
             q = self.reweighter(losses, batch.group, batch.index)
             objective = self.objective(losses, q)
-            if self.stop_loss is not None and i > 0 and objective.item() < self.stop_loss:
+            value = objective.item()
+            if not math.isfinite(value):  # θ_t is where it broke: no step from there
+                raise Diverged.non_finite(self.trainer.global_step, value, self.last_finite_objective)
+            if self.stop_loss is not None and i > 0 and value < self.stop_loss:
                 break  # θ_t is below the threshold: no further step
+            self.last_finite_objective = value
             if plain and i < steps - 1:
                 objective.backward()
                 # Count the step in Lightning's progress (global_step) without its hooks.
@@ -135,10 +152,6 @@ class ReweightedModule(L.LightningModule):
             else:
                 self.manual_backward(objective)
                 optimizer.step()
-        value = objective.item()
-        if not torch.isfinite(objective):
-            raise Diverged.non_finite(self.trainer.global_step, value, self.last_finite_objective)
-        self.last_finite_objective = value
         self.train_metrics.update(self.correct(outputs.detach(), batch.y), losses, batch.group)
         # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps
         # (Lightning then leaves "epoch" out, so it is logged too).
@@ -148,7 +161,37 @@ class ReweightedModule(L.LightningModule):
             on_epoch=False,
         )
         self.log("train/objective", objective.detach(), on_step=True, on_epoch=False)
+        if reweighter_event == self.trainer.global_step:
+            self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
+
+    def misclassified(self) -> Tensor:
+        """A boolean mask over the training set (evaluation mode): the points the model gets wrong now."""
+        train = self.trainer.datamodule.train_eval
+        wrong = torch.zeros(len(train), dtype=torch.bool, device=self.device)
+        self.net.eval()
+        with torch.no_grad():
+            for start in range(0, len(train), 1024):
+                batch = train[list(range(start, min(start + 1024, len(train))))]
+                x, y = batch.x.to(self.device, self.dtype), batch.y.to(self.device)
+                wrong[batch.index.to(self.device)] = ~self.correct(self.net(x), y)
+        self.net.train()
+        return wrong
+
+    def restart(self) -> None:
+        """Back to θ0 (parameters and buffers) with a fresh optimizer state."""
+        self.net.load_state_dict(self.initial_state)
+        for optimizer in self.trainer.optimizers:
+            optimizer.state.clear()
+
+    def sample_weights(self, train_groups: Tensor) -> Tensor | None:
+        return self.reweighter.sample_weights(train_groups)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["initial_state"] = self.initial_state
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.initial_state = checkpoint.get("initial_state", self.initial_state)
 
     def evaluate(self, batch: Batch, metrics: GroupMetrics) -> None:
         outputs = self.net(batch.x)

@@ -13,6 +13,7 @@ import difflib
 import enum
 import importlib
 import inspect
+import math
 import os
 import types
 import typing
@@ -63,10 +64,23 @@ def validate(cfg: DictConfig) -> None:
         check_value(key, cfg[key], hints[key])
     for group in GROUPS:
         check_component(group, cfg[group])
+    check_optimizer(cfg)
     for group in NAMED_GROUPS:
         for name, node in (cfg[group] or {}).items():
             if node is not None:
                 check_component(f"{group}.{name}", node)
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """Optimizers are torch classes built lazily; check their common settings before any work."""
+    for key in ("lr", "weight_decay", "momentum"):
+        value = cfg.optim.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"optim.{key} must be a number, got {value!r}")
+        if value < 0 or (key == "lr" and value == 0) or not math.isfinite(value):
+            raise ConfigError(f"optim.{key} must be {'> 0' if key == 'lr' else '≥ 0'}, got {value!r}")
 
 
 def unknown_key(key: str, owner: str, allowed: list[str]) -> str:

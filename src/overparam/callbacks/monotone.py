@@ -7,8 +7,10 @@ from pathlib import Path
 
 import lightning as L
 
+from overparam.events import StepEvents
 
-class MonotoneDecay(L.Callback):
+
+class MonotoneDecay(StepEvents, L.Callback):
     """Watches the full training loss: after every step in full-batch runs (the objective of the step,
     which is L_D(θ_t) for unweighted ERM), after every epoch otherwise (`train_eval/loss`, so
     `eval_splits` must hold `train`). The run stops at the first rise, or once the loss is below
@@ -19,6 +21,13 @@ class MonotoneDecay(L.Callback):
         self.path, self.threshold = Path(dirpath) / "monotone.json", threshold
         self.losses: list[float] = []
         self.rose = False
+        self.every_step = False  # full batch: a chunk of inner steps ends after every step
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.every_step = trainer.num_training_batches == 1
+
+    def next_event_step(self, step: int) -> int | None:
+        return step + 1 if self.every_step else None
 
     def observe(self, trainer: L.Trainer, loss: float) -> None:
         self.rose = self.rose or bool(self.losses and loss > self.losses[-1])

@@ -113,12 +113,11 @@ class NodeScalingProbe(L.Callback):
 
 def flow_time_per_unit_step(pl_module: L.LightningModule, y: torch.Tensor) -> float:
     """Gradient-flow time of one GD step with η = 1, relative to L = ½Σ_i ‖y_i − f(x_i)‖²."""
-    from overparam.losses import mean_squared_error, squared
+    from overparam.losses import curvature, is_quadratic
 
-    loss = getattr(pl_module.loss_fn, "func", pl_module.loss_fn)
-    per_sample = {mean_squared_error: 2 / (y.numel() / len(y)), squared: 1.0}.get(loss)
-    if per_sample is None:
+    if not is_quadratic(pl_module.loss_fn):
         return float("nan")  # not a squared loss: no gradient-flow time to compare with
+    per_sample = curvature(pl_module.loss_fn, y.numel() // len(y))
     return per_sample * (1.0 if pl_module.loss_reduction == "sum" else 1 / len(y))
 
 

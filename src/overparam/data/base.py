@@ -65,7 +65,9 @@ class TensorSplit(Dataset):
 class GroupDataModule(L.LightningDataModule):
     """Shared datamodule: subclasses build `train`, `val`, `test` splits with a `.group` tensor.
 
-    `batch_size=None` is full-batch mode: the whole training set is one batch.
+    `batch_size=None` is full-batch mode: the whole training set is one batch. What to evaluate after
+    every epoch (`eval_splits`) and how to draw training samples (`sample_weights`) belong to the
+    LightningModule it serves, and are read from there.
     """
 
     group_names: tuple[str, ...] = ()
@@ -86,8 +88,6 @@ class GroupDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.labels, self.seed = num_workers, labels, seed
         self.drop_last = False
-        self.sample_weights: Tensor | None = None  # set by run() for sampler-based reweighting
-        self.eval_splits: list[str] = ["val"]  # set by run(): the splits evaluated after every epoch
         self.train = self.val = self.test = self.train_eval = None
         self.device_splits: dict[int, Dataset] = {}  # in-memory splits copied to the accelerator, by id
 
@@ -147,11 +147,17 @@ class GroupDataModule(L.LightningDataModule):
             self.device_splits[id(split)] = split.to(device)
         return self.device_splits[id(split)]
 
+    def served(self, attribute: str, default):
+        """A setting of the LightningModule this datamodule serves (`default` outside a trainer)."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return default if module is None else getattr(module, attribute)
+
     def train_dataloader(self) -> DataLoader:
         n = len(self.train)
+        sample_weights = self.served("sample_weights", lambda groups: None)(self.train.group)
         world = self.trainer.world_size if self.trainer is not None else 1
         if world > 1:  # DDP: each rank draws its shard; the sampler is reseeded every epoch (set_epoch)
-            if self.sample_weights is not None:
+            if sample_weights is not None:
                 raise ValueError("weighting.mode=sampler is not supported with DDP; use weighting.mode=loss")
             rank = self.trainer.global_rank
             order = DistributedSampler(
@@ -159,9 +165,9 @@ class GroupDataModule(L.LightningDataModule):
             )
             size = self.batch_size or -(-n // world)
             return self._loader(self.train, order, size, self.drop_last)
-        if self.sample_weights is not None:
+        if sample_weights is not None:
             # Draws from the global RNG (seeded by the run's seed), whose state checkpoints carry.
-            order = WeightedRandomSampler(self.sample_weights, num_samples=n, replacement=True)
+            order = WeightedRandomSampler(sample_weights, num_samples=n, replacement=True)
         elif self.batch_size is None:
             # Full batch: an in-memory training set goes to the device once, not at every chunk.
             order = SequentialSampler(range(n))
@@ -177,7 +183,7 @@ class GroupDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> list[DataLoader]:
         splits = {"val": self.val, "test": self.test, "train": self.train_eval}
-        return [self._eval_loader(splits[name]) for name in self.eval_splits]
+        return [self._eval_loader(splits[name]) for name in self.served("eval_splits", ["val"])]
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test)

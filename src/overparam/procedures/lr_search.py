@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from overparam.errors import ConfigError
 from overparam.procedures import derived_config, settings_from, stop_loss
-from overparam.resume import write_json
+from overparam.run import run
+from overparam.rundir import write_json
 
 
 @dataclasses.dataclass
@@ -58,7 +59,6 @@ def trial_config(cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold
         lr_search=None,
         lr_scale=None,
         ensemble=1,
-        inner_steps=1,  # the loss is checked after every step
         eval_splits=eval_splits,
         callbacks=callbacks,
         logger={"csv": cfg.logger.get("csv")} if cfg.logger and cfg.logger.get("csv") else None,
@@ -80,8 +80,6 @@ def search_key(cfg: DictConfig, search: LrSearch) -> str:
 
 def monotone_learning_rate(cfg: DictConfig) -> dict:
     """{"lr": the chosen rate, "trials": [{"lr", "monotone", "converged", "steps"}, ...], "key"}."""
-    from overparam.train import run  # the trials are ordinary runs
-
     search = settings_from(cfg, "lr_search", LrSearch)
     if not search.grid or min(search.grid) <= 0:
         raise ConfigError(f"lr_search.grid must be a list of positive learning rates, got {search.grid}")
@@ -96,8 +94,7 @@ def monotone_learning_rate(cfg: DictConfig) -> dict:
         trials = []
         for lr in sorted(search.grid, reverse=True):
             trial_dir = cache_dir / key / f"lr={lr:.6g}"
-            run(trial_config(cfg, lr, trial_dir, search.seed, threshold))
-            status = json.loads((trial_dir / "metrics.json").read_text())["status"]
+            status = run(trial_config(cfg, lr, trial_dir, search.seed, threshold)).status
             verdict_path = trial_dir / "monotone.json"
             verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else {}
             monotone = status == "completed" and verdict.get("monotone", False)

@@ -16,7 +16,6 @@ chosen round's metrics and a `sigma_search` record of every round.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from omegaconf import DictConfig
 
 from overparam.errors import ConfigError
 from overparam.procedures import derived_config, settings_from, stop_loss
+from overparam.run import run
 
 
 @dataclasses.dataclass
@@ -38,8 +38,6 @@ class SigmaSearch:
 
 def shrink_sigma(cfg: DictConfig) -> dict:
     """Train the rounds; returns the procedure's metrics.json payload (without config and timing)."""
-    from overparam.train import run
-
     search = settings_from(cfg, "sigma_search", SigmaSearch)
     if not 0 < search.factor < 1:
         raise ConfigError(f"sigma_search.factor must be in (0, 1), got {search.factor}")
@@ -51,19 +49,16 @@ def shrink_sigma(cfg: DictConfig) -> dict:
         if k > 0:  # (d): a round that needs more steps than this is impractically slow, so it is cut there
             budget = math.ceil(search.max_step_ratio * rounds[0]["steps"])
             changes["trainer.max_steps"] = min(budget, cfg.trainer.max_steps)
-        run(derived_config(cfg, round_dir, **changes))
-        result = json.loads((round_dir / "metrics.json").read_text())
-        metrics = result.get("metrics", {})
+        result = run(derived_config(cfg, round_dir, **changes))
+        metrics = result.metrics
         train_loss = metrics.get("train_eval/loss", metrics.get("train/loss"))
         converged = threshold is None or (train_loss is not None and train_loss < threshold)
         rounds.append(
             {
                 "round": k,
                 "sigma": sigma,
-                "status": result["status"]
-                if converged or result["status"] != "completed"
-                else "not converged",
-                "steps": result["steps"],
+                "status": result.status if converged or result.status != "completed" else "not converged",
+                "steps": result.steps,
                 "monitor": metrics.get(search.monitor, float("inf")),
                 "metrics": metrics,
             }

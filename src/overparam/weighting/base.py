@@ -5,17 +5,28 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from overparam.events import StepEvents
 
-class Reweighter(nn.Module):
+
+class Reweighter(StepEvents, nn.Module):
     """Maps per-sample losses to weights q ≥ 0 with Σ q = 1 over the batch; state lives in buffers.
 
     Every reweighter is built with the facts of the training set (`n_groups`, `group_counts`, `n_train`)
-    plus its own hyperparameters. Subclasses implement `forward(losses, groups, index)`. Sampler-based
-    methods also return per-sample draw probabilities from `sample_weights`, which the datamodule turns
-    into a sampler.
+    plus its own hyperparameters. Subclasses implement `forward(losses, groups, index)`.
+
+    What an algorithm supports is said by class attributes, what it does during training by hooks:
+    - `uniform`: q = 1/n on every batch, so a full-batch objective is the plain training loss;
+    - `static`: q depends only on the groups (closed forms θ*_μ exist then);
+    - `restarts_network`: a hook may restart the network from θ0 (the module then keeps θ0);
+    - `sample_weights(train_groups)`: per-sample draw probabilities for a sampler, or None;
+    - `next_event_step(step)` / `at_event_step(training)`: a step after which the algorithm acts on the
+      training run (`training` offers `misclassified()` and `restart()`); the module calls it after
+      exactly that step and logs what it returns.
     """
 
-    static = False  # True when q depends only on the groups (ERM, IW): closed forms θ*_μ exist then
+    uniform = False
+    static = False
+    restarts_network = False
 
     def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:
         super().__init__()
@@ -31,6 +42,10 @@ class Reweighter(nn.Module):
     def max_weight(self) -> float:
         """An upper bound on any q_i over the full training batch (sets the stable full-batch step size)."""
         return 1.0
+
+    def at_event_step(self, training) -> dict[str, float]:
+        """What the algorithm does after the step `next_event_step` named; returns metrics to log."""
+        return {}
 
 
 def spread_over_groups(group_mass: Tensor, groups: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ from overparam.weighting.base import Reweighter
 class ERM(Reweighter):
     """Uniform weights over the batch (seed 001 §2.1)."""
 
+    uniform = True
     static = True
 
     def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:

@@ -9,13 +9,13 @@ from overparam.weighting.base import Reweighter
 
 
 class JTT(Reweighter):
-    """Stage 1 (the first `identification_steps` steps) is ERM. Then the training points the model gets
-    wrong form the error set E, the network restarts from θ0, and stage 2 weights q_i ∝ `upweight` for
-    i ∈ E and 1 otherwise (seed 000 §2.2). The switch is made by `ReweightingCallback`; E and the stage
-    are buffers, so a resumed run keeps them.
+    """Stage 1 (the first `identification_steps` steps) is ERM. After exactly that step the training points
+    the model gets wrong form the error set E, the network restarts from θ0 with a fresh optimizer, and
+    stage 2 weights q_i ∝ `upweight` for i ∈ E and 1 otherwise (seed 000 §2.2). E and the stage are
+    buffers, so a resumed run keeps them.
     """
 
-    static = False
+    restarts_network = True
 
     def __init__(
         self, n_groups: int, group_counts: Tensor, n_train: int, identification_steps: int, upweight: float
@@ -38,7 +38,13 @@ class JTT(Reweighter):
     def max_weight(self) -> float:
         return self.upweight / (self.upweight + self.n_train - 1)
 
-    def start_second_stage(self, wrong: Tensor) -> None:
-        """Fix the error set E (a boolean mask over the training set) and switch to stage 2."""
+    def next_event_step(self, step: int) -> int | None:
+        return None if self.second_stage or step >= self.identification_steps else self.identification_steps
+
+    def at_event_step(self, training) -> dict[str, float]:
+        """The switch: fix E from the current model, restart from θ0 with a fresh optimizer, stage 2."""
+        wrong = training.misclassified()
         self.error_set.copy_(wrong)
         self.second_stage.fill_(True)
+        training.restart()
+        return {"weights/jtt_error_set_size": float(wrong.sum())}

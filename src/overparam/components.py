@@ -1,0 +1,221 @@
+"""Build a run's parts from its config: datamodule, networks, reweighters, optimizer, the module, the
+Trainer with its callbacks and loggers. Every failure of a group becomes one sentence naming the key."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from overparam.callbacks.resume import AtomicCheckpointIO
+from overparam.data.base import GroupDataModule
+from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter
+from overparam.errors import ConfigError
+from overparam.loggers import wandb_settings
+from overparam.models.mitigation import mitigate
+from overparam.module import ReweightedModule
+from overparam.step_size import quadratic_stability_error, scaled_learning_rate
+
+# Callbacks that act on the run as a whole, so they serve a seed-batched ensemble too.
+ENSEMBLE_CALLBACKS = ("reweighting", "checkpoint", "resume", "progress")
+
+
+@dataclass
+class Components:
+    """What `run` fits: the parts, plus facts it writes into metrics.json."""
+
+    data: GroupDataModule
+    module: ReweightedModule
+    trainer: L.Trainer
+    loggers: list
+    lr: float | None
+    members: int
+    unstable: str | None  # why full-batch GD diverges from its first step, when a bound says so
+
+
+def build(cfg: DictConfig, group: str, **facts):
+    """Instantiate `cfg.<group>` (a dotted path), turning any failure into a ConfigError naming the key."""
+    node = OmegaConf.select(cfg, group)
+    try:
+        return instantiate(node, **facts)
+    except Exception as error:  # noqa: BLE001 - every failure of a group becomes one sentence
+        cause = error
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        message = str(cause).split("\n")[0]
+        first_word = message.split(" ")[0]
+        if first_word in (node or {}):
+            raise ConfigError(f"{group}.{message}") from error
+        raise ConfigError(f"{group}: {message}") from error
+
+
+def build_named(cfg: DictConfig, group: str, **facts_by_name: dict) -> list:
+    """The enabled components of a name -> component group (callbacks, logger)."""
+    built = []
+    for name, node in (cfg[group] or {}).items():
+        if node is not None:
+            built.append(build(cfg, f"{group}.{name}", **facts_by_name.get(name, {})))
+    return built
+
+
+def plain_partial(function):
+    """Hydra 1.3.8's partials re-check its target policy on every call (≈0.5 ms, paid at every GD step)."""
+    if isinstance(function, functools.partial):
+        return functools.partial(function.func, *function.args, **function.keywords)
+    return function
+
+
+def assemble(cfg: DictConfig, resuming: bool) -> Components:
+    """Every part of the run, seeded as the config says, before any training step."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.get("matmul_precision"):  # the TF32 switch: "high" lets float32 matmuls use TF32 tensor cores
+        torch.set_float32_matmul_precision(cfg.matmul_precision)
+    if cfg.ensemble != 1:
+        check_ensemble(cfg)
+    data = build(cfg, "data")
+    inner_steps = chunk_length(cfg.inner_steps, data.batch_size)
+    callbacks = build_named(cfg, "callbacks")
+    if cfg.ensemble > 1:  # no per-member best checkpoint: an ensemble's members report final metrics
+        callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
+    loggers = build_named(cfg, "logger", wandb=wandb_settings(cfg))
+    # A resumed run skips the sanity check (as Lightning does mid-run): it would draw from the restored RNG.
+    no_sanity_check = {"num_sanity_val_steps": 0} if resuming else {}
+    trainer = build(
+        cfg, "trainer", callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], **no_sanity_check
+    )
+    data.setup("fit")
+    nets = member_networks(cfg, data)
+    facts = {"n_groups": data.n_groups, "group_counts": data.group_counts, "n_train": data.n_train}
+    reweighters = [build(cfg, "weighting", **facts) for _ in nets]
+    if trainer.precision == "64-true":  # before a checkpoint is restored into them, not after (rounding)
+        nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
+    if reweighters[0].sample_weights(data.train.group) is not None and data.batch_size is None:
+        raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
+    loss_fn = plain_partial(instantiate(cfg.loss))
+    optimizer = instantiate(cfg.optim)
+    if cfg.get("lr_scale") is not None:
+        rates = [
+            scaled_learning_rate(cfg.lr_scale, cfg.loss_reduction, data, n, r, loss_fn)
+            for n, r in zip(nets, reweighters)
+        ]
+        if max(rates) - min(rates) > 1e-9 * max(rates):
+            raise ConfigError("lr_scale gives the ensemble's members different step sizes; set optim.lr")
+        optimizer = instantiate(cfg.optim, lr=rates[0])
+    unstable = quadratic_stability_error(
+        data, nets[0], reweighters[0], loss_fn, optimizer, cfg.l2_to_init, cfg.loss_reduction
+    )
+    module = reweighted_module(cfg, data, nets, reweighters, loss_fn, optimizer, inner_steps, callbacks)
+    if not resuming:  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    lr = optimizer.keywords.get("lr")
+    return Components(data, module, trainer, loggers, lr, len(nets), unstable)
+
+
+def reweighted_module(
+    cfg: DictConfig, data, nets: list, reweighters: list, loss_fn, optimizer, inner_steps: int, callbacks
+) -> ReweightedModule:
+    """The module training one network, or a seed-batched ensemble of several."""
+    net, reweighter = nets[0], reweighters[0]
+    try:
+        loss_fn(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts these targets
+        if len(nets) > 1:
+            net, reweighter, loss_fn = (
+                EnsembleNet(nets),
+                EnsembleReweighter(reweighters),
+                EnsembleLoss(loss_fn),
+            )
+        return ReweightedModule(
+            net,
+            loss_fn,
+            reweighter,
+            optimizer,
+            data.group_names,
+            data.group_counts,
+            data.label_threshold,
+            inner_steps=inner_steps,
+            l2_to_init=cfg.l2_to_init,
+            log_grid_per_decade=cfg.log_grid_per_decade,
+            eval_splits=tuple(cfg.eval_splits),
+            loss_reduction=cfg.loss_reduction,
+            stop_loss=chunk_stop_loss(cfg, callbacks, reweighter),
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
+def chunk_length(inner_steps: int | str, batch_size: int | None) -> int:
+    """Optimizer steps per `training_step`. `auto`: 100 on the full batch (a batch split of 1 included,
+    so seed 003's Fig. 4 sweeps splits up to 1 with one setting), one per mini-batch."""
+    if inner_steps == "auto":
+        return 100 if batch_size is None else 1
+    if inner_steps > 1 and batch_size is not None:
+        raise ConfigError(
+            f"inner_steps={inner_steps} would take that many steps on every mini-batch; "
+            "set inner_steps=1 (or auto) with mini-batches (data.batch_size or data.split)"
+        )
+    return inner_steps
+
+
+def chunk_stop_loss(cfg: DictConfig, callbacks: list, reweighter) -> float | None:
+    """The threshold of an EarlyStopping on the full training loss, when a full-batch step's objective is
+    that loss (uniform weights, mean, no penalty): chunks of inner steps then end at the first step below
+    it."""
+    for callback in callbacks:
+        if (
+            isinstance(callback, EarlyStopping)
+            and callback.monitor == "train_eval/loss"
+            and callback.stopping_threshold is not None
+            and reweighter.uniform
+            and cfg.loss_reduction == "mean"
+            and cfg.l2_to_init == 0
+        ):
+            return float(callback.stopping_threshold)
+    return None
+
+
+def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
+    """The network, or for `ensemble=S` the S networks that the single runs with seeds seed, …, seed+S−1
+    would build (same RNG draws before the model's own)."""
+    model = functools.partial(build, cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
+
+    def build_model() -> torch.nn.Module:
+        return mitigate(model(), cfg.mitigation)  # validate() checked the value
+
+    if cfg.ensemble == 1:
+        return [build_model()]
+    nets = []
+    for k in range(cfg.ensemble):
+        L.seed_everything(cfg.seed + k, workers=True, verbose=False)
+        replay = build(cfg, "data")  # the data draws a single run makes before building its model
+        replay.setup("fit")
+        nets.append(build_model())
+    return nets
+
+
+def check_ensemble(cfg: DictConfig) -> None:
+    """An ensemble's members share one batch stream and one data set; say which key breaks that."""
+    if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
+        raise ConfigError(f"ensemble must be an integer ≥ 1, got {cfg.ensemble!r}")
+    if cfg.mitigation != "none":
+        raise ConfigError(f"mitigation={cfg.mitigation} wraps one network; train it with ensemble=1")
+    if cfg.data.get("batch_size") is not None:
+        raise ConfigError("ensemble members must see the same batches: set data.batch_size=null (full batch)")
+    if "${seed}" in OmegaConf.to_yaml(cfg.data):
+        raise ConfigError("ensemble members must share the data, but data.seed follows seed: set data.seed")
+    extra = sorted(name for name, node in (cfg.callbacks or {}).items() if node is not None)
+    extra = [name for name in extra if name not in ENSEMBLE_CALLBACKS]
+    if extra:
+        raise ConfigError(
+            f"callbacks.{extra[0]} does not support ensemble>1; remove it (~callbacks.{extra[0]})"
+        )
+    reweighter = get_class(cfg.weighting._target_)
+    if reweighter.restarts_network:
+        raise ConfigError(
+            f"weighting {reweighter.__name__} restarts its network mid-run; train it with ensemble=1"
+        )

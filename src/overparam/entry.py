@@ -1,0 +1,63 @@
+"""The Hydra job: dispatch a composed config to a single run or to a procedure made of runs, print a bad
+config as one sentence, and return the value a sweeper optimizes."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from overparam import rundir
+from overparam.errors import ConfigError
+from overparam.procedures.lr_search import monotone_learning_rate
+from overparam.procedures.sigma_search import shrink_sigma
+from overparam.run import RunResult, run
+from overparam.validate import validate
+
+
+def execute(cfg: DictConfig) -> RunResult:
+    """What `python train.py <overrides>` does with one composed config."""
+    validate(cfg)
+    if cfg.get("sigma_search"):
+        return run_procedure(cfg, shrink_sigma)
+    if cfg.get("lr_search"):
+        if cfg.get("lr_scale") is not None:
+            raise ConfigError("lr_search chooses optim.lr itself: set lr_scale=null")
+        searched = monotone_learning_rate(cfg)
+        chosen = cfg.copy()
+        with open_dict(chosen):
+            chosen.optim.lr = searched["lr"]
+        return run(chosen, record={"lr_search": searched})
+    return run(cfg)
+
+
+def run_procedure(cfg: DictConfig, procedure) -> RunResult:
+    """A run made of runs (`procedure(cfg)` trains them in subdirectories); writes its own metrics.json,
+    and is skipped as a whole once finished."""
+    run_dir = Path(cfg.run_dir)
+    config = OmegaConf.to_container(cfg, resolve=False)
+    plan = rundir.prepare(run_dir, config)
+    if plan.action == "skip":
+        return RunResult.from_record(plan.previous)
+    started = time.time()
+    result = procedure(cfg)
+    result.update(seconds=round(time.time() - started, 3), config=config)
+    rundir.write_json(run_dir / "metrics.json", result)
+    return RunResult.from_record(result)
+
+
+def main(cfg: DictConfig) -> float:
+    """Run the job; a config error ends it with one sentence; a sweeper gets `cfg.objective` (NaN when
+    the run diverged or failed, so a study records the trial instead of stopping)."""
+    # The CSV logger shares the run directory with Hydra's files and the checkpoints on purpose.
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+    try:
+        result = execute(cfg)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+    value = result.flat().get(cfg.get("objective", ""))
+    return float("nan") if value is None else value

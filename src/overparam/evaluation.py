@@ -1,0 +1,40 @@
+"""After fit: the final weights on every split, and the test metrics of the checkpoint that validation
+worst-group accuracy chose (its own epoch and step, not the run's last)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from overparam.callbacks.resume import ResumeCheckpoint
+
+
+def scalars(metrics: dict) -> dict[str, float]:
+    return {key: float(value) for key, value in sorted(metrics.items())}
+
+
+def evaluate(trainer: L.Trainer, module: L.LightningModule, data) -> dict:
+    """{"metrics": final metrics, "best": the chosen checkpoint's} (even when fit stopped mid-epoch)."""
+    # A run resumed from its final checkpoint trains no further: its last epoch's metrics come from there.
+    logged = {**ResumeCheckpoint.restored_train_metrics(trainer), **trainer.callback_metrics}
+    final = scalars({k: v for k, v in logged.items() if k.startswith(("train/", "probe/"))})
+    for evaluate_split in (trainer.validate, trainer.test):
+        final.update(scalars(evaluate_split(module, datamodule=data, verbose=False)[0]))
+    return {"metrics": final, "best": best_checkpoint_metrics(trainer, module, data)}
+
+
+def best_checkpoint_metrics(trainer: L.Trainer, module: L.LightningModule, data) -> dict:
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), None)
+    if checkpoint is None or checkpoint.best_model_score is None:
+        return {}
+    path = checkpoint.best_model_path
+    best_test = trainer.test(module, datamodule=data, ckpt_path=path, verbose=False)
+    best = {f"best/{k}": v for k, v in scalars(best_test[0]).items()}
+    # Testing a checkpoint restores its weights, not the loop's counters: read them from the file.
+    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    best.update({"best/epoch": float(saved["epoch"]), "best/step": float(saved["global_step"])})
+    best[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
+    best["best/checkpoint"] = Path(path).name
+    return best

@@ -1,0 +1,77 @@
+"""Loggers: the CSV logger a resumed run appends to, and W&B's setup and teardown."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from omegaconf import DictConfig
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSVLogger, except that it appends to the metrics.csv of the run it resumes instead of
+    deleting it. `prepare` has already cut that file back to the rows logged before the checkpoint."""
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class AppendingWriter(ExperimentWriter):
+    """Keeps every row and rewrites metrics.csv whole, atomically, at each save: a kill never leaves a torn
+    row or a half-rewritten header (Lightning's writer appends, and rewrites in place when keys change)."""
+
+    def _check_log_dir_exists(self) -> None:
+        self.rows: list[dict] = []
+        path = Path(self.metrics_file_path)
+        if path.exists():
+            with path.open(newline="") as file:
+                reader = csv.DictReader(file)
+                self.metrics_keys = list(reader.fieldnames or [])
+                self.rows = [{k: v for k, v in row.items() if v != ""} for row in reader]
+
+    def save(self) -> None:
+        if not self.metrics:
+            return
+        self._record_new_keys()
+        self.rows.extend(self.metrics)
+        self.metrics = []
+        path = Path(self.metrics_file_path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, path)
+
+
+def wandb_settings(cfg: DictConfig) -> dict:
+    """W&B never blocks a run: online mode without credentials logs offline instead (sync it later)."""
+    node = (cfg.logger or {}).get("wandb")
+    if node is None or node.get("mode") != "online":
+        return {}
+    import wandb
+
+    if wandb.login(prompt=False, verify=False):
+        return {}
+    print(
+        "warning: logger.wandb.mode=online but no W&B API key is set (WANDB_API_KEY or `wandb login`); "
+        f"logging offline to {cfg.run_dir}/wandb, upload later with `wandb sync`",
+        file=sys.stderr,
+    )
+    return {"mode": "offline"}
+
+
+def finish(loggers: list, status: str) -> None:
+    """Flush every logger; close a W&B run so that the next job of a sweep starts its own."""
+    for logger in loggers:
+        logger.finalize("success" if status == "completed" else status)
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish(exit_code=int(status != "completed"))

@@ -1,0 +1,95 @@
+"""run(cfg): one configuration, top to bottom: validate → plan the run directory → build → fit →
+evaluate → write `metrics.json`. Procedures (searches, sweeps) call it; it calls none of them."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from overparam import loggers, rundir
+from overparam.components import Components, assemble
+from overparam.ensemble import write_members
+from overparam.errors import Diverged
+from overparam.evaluation import evaluate
+from overparam.report import print_report
+from overparam.validate import validate
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run's metrics.json says: how it ended, its final and best metrics, steps and seconds."""
+
+    status: str  # completed | diverged | stopped | failed
+    metrics: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float | str] = field(default_factory=dict)
+    steps: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @classmethod
+    def from_record(cls, record: dict) -> RunResult:
+        fields = ("metrics", "best", "steps", "seconds", "error")
+        return cls(record["status"], **{k: record[k] for k in fields if record.get(k) is not None})
+
+    def flat(self) -> dict[str, float]:
+        """Final and best metrics in one mapping (`best/checkpoint`, a file name, left out)."""
+        return {**self.metrics, **{k: v for k, v in self.best.items() if k != "best/checkpoint"}}
+
+
+def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
+    """Train one configuration in `cfg.run_dir` and write its `metrics.json` (with `record` added).
+
+    A directory holding this config's finished run is skipped; one holding its checkpoint resumes from it
+    (see `overparam.rundir`). Every start writes metrics.json, a failure included.
+    """
+    validate(cfg)
+    run_dir = Path(cfg.run_dir)
+    config = OmegaConf.to_container(cfg, resolve=False)
+    plan = rundir.prepare(run_dir, config)
+    if plan.action == "skip":
+        print(f"skipped: {run_dir} already holds a {plan.previous['status']} run of this config")
+        return RunResult.from_record(plan.previous)
+    parts: Components | None = None
+    outcome, started = {"status": "completed", "steps": 0}, time.time()
+    try:
+        parts = assemble(cfg, resuming=plan.action == "resume")
+        if parts.unstable:
+            raise Diverged(parts.unstable, step=0, last_finite=None)
+        parts.trainer.fit(
+            parts.module, datamodule=parts.data, ckpt_path=plan.ckpt_path or cfg.get("ckpt_path")
+        )
+        outcome.update(evaluate(parts.trainer, parts.module, parts.data))
+    except Diverged as error:
+        outcome.update(status="diverged", error=str(error), diverged_at_step=error.step)
+        outcome["last_finite_loss"] = error.last_finite
+        print(f"diverged: {error}", file=sys.stderr)
+    except BaseException as error:
+        stopped = isinstance(error, (KeyboardInterrupt, SystemExit))  # Ctrl-C, SIGTERM (preemption)
+        outcome.update(status="stopped" if stopped else "failed", error=str(error) or type(error).__name__)
+        if isinstance(error, SIGTERMException):  # exit as a terminated process does, not with status 0
+            raise SystemExit(128 + signal.SIGTERM) from error
+        raise
+    finally:
+        if parts is not None:
+            outcome.update(steps=parts.trainer.global_step, lr=parts.lr)
+            outcome.update({"members": parts.members} if parts.members > 1 else {})
+        outcome.update(seconds=round(time.time() - started, 3), config=config, **(record or {}))
+        rundir.write_json(run_dir / "metrics.json", outcome)
+        if parts is not None:
+            loggers.finish(parts.loggers, outcome["status"])
+    report(parts, run_dir, outcome)
+    return RunResult.from_record(outcome)
+
+
+def report(parts: Components, run_dir: Path, outcome: dict) -> None:
+    """An ensemble's members get run directories of their own; a single run prints its table."""
+    if parts.members > 1:
+        write_members(run_dir, outcome, parts.members)
+    elif outcome["status"] == "completed":
+        print_report(outcome["metrics"], parts.data.group_names, outcome["best"], parts.data.regression)

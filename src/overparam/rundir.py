@@ -1,0 +1,105 @@
+"""A run directory is a run's identity: restarting into it resumes, a finished run in it is never redone.
+
+`prepare(run_dir, config)` decides what a (re)started job does:
+- the directory holds a finished run (metrics.json says completed or diverged): skip it, report its result;
+- it holds a started run of another config: refuse (nothing in it is touched);
+- it holds `checkpoints/last.ckpt`: resume from it, dropping the curve rows logged after that checkpoint;
+- otherwise start afresh (an earlier attempt's metrics.json and metrics.csv are kept as metrics.attempt<k>.*).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from overparam.errors import ConfigError
+
+FINAL_STATUSES = ("completed", "diverged")
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+# Keys that may change between attempts without changing what is computed.
+COSMETIC_PREFIXES = ("run_dir", "ckpt_path", "logger", "callbacks.progress", "trainer.enable_progress_bar")
+
+
+@dataclass
+class Plan:
+    action: str  # "skip" | "resume" | "start"
+    ckpt_path: str | None = None
+    previous: dict | None = None  # the finished run's metrics.json, when skipping
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        items = {}
+        for key, value in tree.items():
+            items.update(flatten(value, f"{prefix}{key}."))
+        return items
+    return {prefix[:-1]: tree}
+
+
+def config_changes(before: dict, after: dict) -> list[str]:
+    """`key: old → new` for every setting that differs, ignoring the cosmetic ones."""
+    old, new = flatten(before), flatten(after)
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        if key.startswith(COSMETIC_PREFIXES) or old.get(key, "<unset>") == new.get(key, "<unset>"):
+            continue
+        changed.append(f"{key}: {old.get(key, '<unset>')} → {new.get(key, '<unset>')}")
+    return changed
+
+
+def prepare(run_dir: Path, config: dict) -> Plan:
+    """What to do in `run_dir` for `config` (the unresolved config as a plain dict)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path, started_path = run_dir / "metrics.json", run_dir / "started.json"
+    previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    started = json.loads(started_path.read_text()) if started_path.exists() else None
+    recorded = (previous or started or {}).get("config")
+    if recorded is not None:
+        changes = config_changes(recorded, config)
+        if changes:
+            raise ConfigError(
+                f"{run_dir} already holds a run of another config ({'; '.join(changes[:3])}); "
+                "restart it with its own overrides or choose a new hydra.run.dir"
+            )
+    if previous is not None and previous.get("status") in FINAL_STATUSES:
+        return Plan("skip", previous=previous)
+    attempt = (started or {}).get("attempt", 0) + 1
+    if previous is not None:  # a failed or stopped attempt: keep its record
+        os.replace(metrics_path, run_dir / f"metrics.attempt{attempt - 1}.json")
+    write_json(started_path, {"attempt": attempt, "config": config})
+    checkpoint = run_dir / LAST_CHECKPOINT
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        keep_rows(run_dir / "metrics.csv", state.get("csv_rows", 0))
+        return Plan("resume", ckpt_path=str(checkpoint))
+    if (run_dir / "metrics.csv").exists():  # an attempt that ended before its first checkpoint
+        os.replace(run_dir / "metrics.csv", run_dir / f"metrics.attempt{attempt - 1}.csv")
+    return Plan("start")
+
+
+def keep_rows(path: Path, count: int) -> None:
+    """Keep the first `count` curve rows (those logged before the checkpoint); the resumed run logs the
+    rest again."""
+    if not path.exists():
+        return
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        fields, rows = reader.fieldnames or [], list(reader)[:count]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
