@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 
@@ -21,8 +23,13 @@ class KernelProbe(L.Callback):
     `param/dist_to_init` (‖W − W0‖_F), `param/max_neuron_move` (max_r ‖w_r − w_r(0)‖),
     `param/flipped_patterns` (fraction of 1{w_rᵀx_i ≥ 0} changed since init) and `theory/sqrt_yHy`.
 
-    It stops a step size with η·λ_max(H∞) ≥ 2, naming the largest stable one, before any step is taken.
+    It stops a step size with η·λ_max(H∞) ≥ 2, naming the largest stable one, before any step is taken,
+    and saves the spectrum of H∞ with the label projections |v_iᵀy|/‖y‖ as `<dirpath>/kernel_spectrum.pt`
+    (Fig. 1 b, d).
     """
+
+    def __init__(self, dirpath: str) -> None:
+        self.path = Path(dirpath) / "kernel_spectrum.pt"
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         train = trainer.datamodule.train
@@ -42,6 +49,10 @@ class KernelProbe(L.Callback):
             )
         self.eigenvalues, vectors = spectrum(H)
         self.projections = vectors.T @ self.y
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            spectrum_record = {"eigenvalues": self.eigenvalues.cpu(), "projections": self.projections.cpu()}
+            torch.save({**spectrum_record, "label_norm": self.y.norm().cpu()}, self.path)
         self.W0 = pl_module.net.W.detach().clone()
         self.patterns0 = self.x @ self.W0.T >= 0
         self.constants = {

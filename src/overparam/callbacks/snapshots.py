@@ -13,8 +13,8 @@ from overparam.data.base import whole
 
 class ParameterSnapshots(L.Callback):
     """Keeps θ_t (float64, CPU) at step 0 and after every `training_step` (the log grid in full-batch runs),
-    and the model's outputs on the test split at the end, so that two runs started from the same θ0 can
-    be compared afterwards (`overparam.results.figures.seed000.weight_gaps`). Writes
+    and the model's outputs and the targets on the test split at the end, so that two runs started from
+    the same θ0 can be compared afterwards (`overparam.results.figures.seed000.weight_gaps`). Writes
     `<dirpath>/snapshots.pt` at the end of fit. For large models set `parameters=false` to keep only the
     step numbers and the final test outputs.
     """
@@ -48,6 +48,7 @@ class ParameterSnapshots(L.Callback):
                 "step": torch.tensor(self.steps),
                 "theta": torch.stack(self.thetas) if self.thetas else None,
                 "test_outputs": test_outputs,
+                "test_targets": whole(test).y.double().cpu(),
             },
             self.path,
         )

@@ -7,6 +7,30 @@ import math
 import torch
 from torch import Tensor
 
+LAMBDA_TILDES = ("zipf", "zipf_code", "uniform_k")
+
+
+def node_scales(width: int, gamma: float, alpha: float, lambda_tilde: str = "zipf", k: int = 1) -> Tensor:
+    """λ_{m,1..m} in float64: γ/m + (1 − γ) λ̃_j / Σ_{k≤m} λ̃_k, with λ̃_j ∝ j^{−1/α} (`zipf`, Eq. 4), the
+    authors' code's Zipf pmf that gives node 1 nothing and node j ≥ 2 (j − 1)^{−1/α} (`zipf_code`), or
+    1/K on the first `k` nodes (`uniform_k`, a width-K net when γ = 0). They sum to 1."""
+    if not 0 <= gamma <= 1:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1) (Zipf exponent), got {alpha!r}")
+    if lambda_tilde not in LAMBDA_TILDES:
+        raise ValueError(f"lambda_tilde must be one of {', '.join(LAMBDA_TILDES)}, got {lambda_tilde!r}")
+    j = torch.arange(1, width + 1, dtype=torch.float64)
+    if lambda_tilde == "zipf":
+        tilde = j.pow(-1 / alpha)
+    elif lambda_tilde == "zipf_code":
+        tilde = torch.where(j > 1, (j - 1).clamp(min=1).pow(-1 / alpha), torch.zeros_like(j))
+    else:
+        if not 1 <= k <= width:
+            raise ValueError(f"k must be in [1, width] for lambda_tilde=uniform_k, got {k!r}")
+        tilde = (j <= k).double()
+    return gamma / width + (1 - gamma) * tilde / tilde.sum()
+
 
 def relu_slope_agreement(x: Tensor, z: Tensor | None = None) -> Tensor:
     """p_ii' = P(w·x_i > 0, w·z_i' > 0) = (π − θ_ii')/(2π) for w ~ N(0, I), θ the angle between inputs

@@ -9,11 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from overparam.results.collect import collect, curves, job_dirs  # noqa: E402
-from overparam.theory.arora import h_infinity, spectrum  # noqa: E402
 
 
 def fig1(sweep_dir: Path):
@@ -37,12 +35,10 @@ def fig1(sweep_dir: Path):
             config = OmegaConf.load(job / ".hydra" / "config.yaml")
             if str(list(config.data.digits)).replace(" ", "") != digits.replace(" ", ""):
                 continue
-            data = instantiate(config.data)
-            data.setup()
-            eigenvalues, vectors = spectrum(h_infinity(data.train.x))
-            y = data.train.y.double()
+            saved = torch.load(job / "kernel_spectrum.pt")
+            eigenvalues = saved["eigenvalues"]
             row[1].plot(
-                (vectors.T @ y).abs() / y.norm(),
+                saved["projections"].abs() / saved["label_norm"],
                 ".",
                 markersize=3,
                 label=f"|v_iᵀy|, {config['data']['targets']}",
@@ -57,14 +53,11 @@ def fig1(sweep_dir: Path):
 
 
 def test_l1_losses(sweep_dir: Path) -> dict[str, float]:
-    """mean |f(x) − y| on the test split of every job, from its saved test outputs and its data config."""
+    """mean |f(x) − y| on the test split of every job, from the test outputs and targets it saved."""
     out = {}
     for job in job_dirs(sweep_dir):
-        config = OmegaConf.load(job / ".hydra" / "config.yaml")  # resolves ${seed} in data.seed
-        data = instantiate(config.data)
-        data.setup()
-        outputs = torch.load(job / "snapshots.pt")["test_outputs"].squeeze(-1)
-        out[job.name] = float((outputs - data.test.y.double()).abs().mean())
+        saved = torch.load(job / "snapshots.pt")
+        out[job.name] = float((saved["test_outputs"].squeeze(-1) - saved["test_targets"]).abs().mean())
     return out
 
 

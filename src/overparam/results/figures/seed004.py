@@ -14,10 +14,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from overparam.models.asymmetric import node_scales  # noqa: E402
 from overparam.results.collect import job_dirs  # noqa: E402
 from overparam.results.figures import mean_std_line, ticks_at  # noqa: E402
-from overparam.theory.asymmetric import departure  # noqa: E402
+from overparam.theory.asymmetric import departure, node_scales  # noqa: E402
 
 
 def scaling_label(model: dict) -> str:
