@@ -112,8 +112,8 @@ def sweep_of(experiment: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_swept_config_groups_give_distinct_runs(experiment):
-    """An experiment inherits its parent's sweep. A swept group (recipe, node_scaling, model …) whose keys
-    other swept keys override would run the same job once per option: each option must change the config."""
+    """A swept group (recipe, node_scaling, model …) whose keys other swept keys override would run the
+    same job once per option: each option must change the config."""
     files = ["data.root=/x"] if any(name in experiment for name in NEEDS_FILES) else []
     sweep = sweep_of(experiment)
     for group, options in sweep.items():
@@ -135,3 +135,41 @@ def test_swept_config_groups_give_distinct_runs(experiment):
 def test_sigma_search_and_the_grid_sweep_what_their_headers_say():
     assert sweep_of("minimizer_sigma_search")["recipe"] == ["gd"]
     assert sweep_of("asym_grid")["node_scaling"] == ["iid"] and len(sweep_of("asym_grid")["model.gamma"]) == 6
+
+
+def composed_with_hydra(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_an_experiment_sweeps_what_its_own_file_says(experiment):
+    """No experiment inherits a sweep: the bases it builds on (conf/experiment/base/) hold none, so what
+    `-m` sweeps is exactly the file's own `hydra.sweeper.params`."""
+    own = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
+    stated = OmegaConf.select(own, "hydra.sweeper.params", default=None) or {}
+    files = ["data.root=/x"] if any(name in experiment for name in NEEDS_FILES) else []
+    composed = composed_with_hydra([f"+experiment={experiment}", *files]).hydra.sweeper.get("params") or {}
+    assert dict(composed) == dict(stated), experiment
+
+
+def test_bases_hold_no_sweep_and_no_name():
+    bases = sorted((CONF / "experiment" / "base").glob("*.yaml"))
+    assert bases
+    for base in bases:
+        assert "hydra" not in OmegaConf.load(base), base.name
+    for path in (CONF / "experiment").rglob("*.yaml"):
+        assert "name" not in OmegaConf.load(path), f"{path.name}: the name is the experiment's option"
+
+
+def test_the_run_directory_is_named_after_the_chosen_experiment():
+    import overparam  # noqa: F401 - registers the experiment_name resolver
+
+    chosen = composed_with_hydra(["+experiment=grw_fig1"]).hydra
+    assert chosen.run.dir.startswith("outputs/grw_fig1/") and chosen.sweep.dir.startswith(
+        "multirun/grw_fig1/"
+    )
+    default = composed_with_hydra([]).hydra
+    assert default.run.dir.startswith("outputs/cmnist/")

@@ -164,7 +164,7 @@ def test_jtt_upweights_the_error_set_of_its_first_stage_and_restarts_the_model(t
     assert bool(stage) and 0 < int(error_set.sum()) < len(error_set) // 2
     assert InitProbe.restarted  # the network went back to θ0 at the switch
     jtt = instantiate(cfg.weighting, n_groups=4, group_counts=COUNTS, n_train=len(error_set))
-    jtt.start_second_stage(error_set)
+    jtt.at_event_step(FakeTraining(error_set))
     index = torch.arange(len(error_set))
     q = jtt(torch.ones(len(error_set)), torch.zeros(len(error_set), dtype=torch.long), index)
     assert torch.isclose(q[error_set][0] / q[~error_set][0], torch.tensor(20.0))
@@ -182,3 +182,43 @@ class InitProbe(L.Callback):
         now = list(pl_module.net.parameters())
         if trainer.global_step > 0 and all(torch.equal(a, b) for a, b in zip(self.start, now)):
             InitProbe.restarted = True
+
+
+class FakeTraining:
+    """What a reweighter's step hook may use of the training run: the current errors and a restart."""
+
+    def __init__(self, wrong: torch.Tensor) -> None:
+        self.wrong, self.restarts = wrong, 0
+
+    def misclassified(self) -> torch.Tensor:
+        return self.wrong
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+
+def test_jtt_acts_once_after_its_identification_step_and_then_weights_its_error_set():
+    from overparam.weighting.jtt import JTT
+
+    jtt = JTT(2, torch.tensor([3, 3]), n_train=6, identification_steps=4, upweight=5.0)
+    losses, groups, index = torch.rand(6), torch.tensor([0, 0, 0, 1, 1, 1]), torch.arange(6)
+    assert torch.equal(jtt(losses, groups, index), torch.full((6,), 1 / 6))  # stage 1 is ERM
+    assert [jtt.next_event_step(step) for step in (0, 3)] == [4, 4]
+    training = FakeTraining(torch.tensor([True, False, False, False, False, True]))
+    assert jtt.at_event_step(training) == {"weights/jtt_error_set_size": 2.0}
+    assert training.restarts == 1 and jtt.next_event_step(4) is None and jtt.next_event_step(0) is None
+    # q_i ∝ λ_up on E, 1 elsewhere: 5/(2·5 + 4) and 1/14.
+    expected = torch.tensor([5, 1, 1, 1, 1, 5]) / 14
+    torch.testing.assert_close(jtt(losses, groups, index), expected)
+    # The batch's own members of E, renormalised over a mini-batch.
+    torch.testing.assert_close(jtt(losses[:3], groups[:3], index[:3]), torch.tensor([5, 1, 1]) / 7)
+
+
+def test_erm_is_uniform_over_any_batch():
+    from overparam.weighting.erm import ERM
+
+    erm = ERM(2, torch.tensor([3, 3]), n_train=6)
+    assert erm.uniform and erm.static
+    torch.testing.assert_close(
+        erm(torch.rand(4), torch.tensor([0, 1, 1, 0]), torch.arange(4)), torch.full((4,), 0.25)
+    )
