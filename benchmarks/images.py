@@ -105,7 +105,7 @@ def framework(root: Path, cache: Path, size: int, batch: int, warmup: int, steps
         *QUIET,
     ]
     if device != "cuda":
-        overrides += ["trainer=cpu"]
+        overrides += ["trainer.accelerator=cpu"]
     with tempfile.TemporaryDirectory() as run_dir:
         quietly(run, config(overrides, Path(run_dir)))
     return StepTimer.last["steps"] * batch / StepTimer.last["seconds"]

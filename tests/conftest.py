@@ -14,17 +14,15 @@ from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-# Small, fast settings for in-process runs: no progress bar, CPU.
-QUIET = ["trainer=cpu", "~callbacks.progress", "+trainer.enable_progress_bar=false"]
-# The same for the reproduction runs, which keep their own trainer and need no checkpoints.
-QUIET_NO_CHECKPOINTS = [
-    "~callbacks.progress",
-    "+trainer.enable_progress_bar=false",
-    "~callbacks.checkpoint",
-    "~callbacks.resume",
-]
-# asym_* experiments keep no best checkpoint; their tests drop the resume one and the progress bar too.
-QUIET_ASYM = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.resume"]
+# The one set of quiet settings every in-process run starts from: no progress bar (and on the CPU, or
+# without the checkpoints a test does not need).
+NO_PROGRESS = ["~callbacks.progress", "+trainer.enable_progress_bar=false"]
+QUIET = ["trainer.accelerator=cpu", *NO_PROGRESS]
+# The reproduction runs keep their own trainer and need no checkpoints.
+QUIET_NO_CHECKPOINTS = [*NO_PROGRESS, "~callbacks.checkpoint", "~callbacks.resume"]
+# asym_* experiments and ensembles keep no best checkpoint; their tests drop the resume one too.
+QUIET_NO_RESUME = [*NO_PROGRESS, "~callbacks.resume"]
+QUIET_ASYM = QUIET_NO_RESUME
 
 
 def record_overrides(job: Path, overrides: list[str]) -> None:

@@ -7,12 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import compose_config
+from conftest import QUIET_NO_RESUME, compose_config
 from overparam.entry import execute
 from overparam.errors import ConfigError
 from overparam.results.collect import collect
 
-SILENT = ["~callbacks.progress", "+trainer.enable_progress_bar=false", "~callbacks.resume"]
 SETTINGS = [
     "data=mnist_pairs",
     "data.n_train=60",
@@ -27,7 +26,7 @@ SETTINGS = [
     "trainer.log_every_n_steps=1",
     "inner_steps=20",
     "eval_splits=[val,test]",
-    *SILENT,
+    *QUIET_NO_RESUME,
 ]
 
 

@@ -17,14 +17,13 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import QUIET, ROOT, compose_config, run_cli
+from conftest import NO_PROGRESS, QUIET, ROOT, compose_config, run_cli
 from overparam.callbacks.resume import AtomicCheckpointIO
 from overparam.entry import execute
 from overparam.errors import ConfigError
 from overparam.module import ReweightedModule
 
 SMALL = ["data.n_train=600", "data.n_val=200", "data.n_test=200", "trainer.max_epochs=6"]
-SILENT = ["~callbacks.progress", "+trainer.enable_progress_bar=false"]
 
 
 def start(args: list[str]) -> subprocess.Popen:
@@ -91,7 +90,7 @@ def test_a_killed_run_restarted_with_the_same_command_ends_exactly_as_an_uninter
 
 def test_a_full_batch_run_resumes_exactly_on_its_log_grid(tmp_path, monkeypatch):
     """Full-batch float64 GD with inner steps on a log-spaced grid, interrupted in-process in epoch 3."""
-    overrides = ["+experiment=grw_fig1", "weighting=gdro_nu1", *SILENT, "trainer.max_steps=300"]
+    overrides = ["+experiment=grw_fig1", "weighting=gdro_nu1", *NO_PROGRESS, "trainer.max_steps=300"]
     overrides.append("trainer.log_every_n_steps=3")
     execute(compose_config(overrides, tmp_path / "a"))
 
@@ -166,7 +165,7 @@ def test_wandb_online_without_a_key_logs_offline_and_the_run_finishes(tmp_path):
         "WANDB_BASE_URL": "http://127.0.0.1:9",  # nothing listens there
     }
     result = run_cli(
-        ["logger=wandb", *SMALL, "trainer.max_epochs=1", *SILENT, f"hydra.run.dir={tmp_path / 'run'}"],
+        ["logger=wandb", *SMALL, "trainer.max_epochs=1", *NO_PROGRESS, f"hydra.run.dir={tmp_path / 'run'}"],
         env=no_key_no_server,
         timeout=300,
     )
@@ -179,7 +178,13 @@ def test_wandb_online_without_a_key_logs_offline_and_the_run_finishes(tmp_path):
 def test_a_step_size_beyond_the_quadratic_stability_bound_ends_as_diverged_at_step_zero(tmp_path):
     """Full-batch GD on a linear model with the squared loss diverges iff η·λ_max(H) ≥ 2: the run says so
     before any step, with the bound, and the bound is the true one (bare GD on the same data)."""
-    base = ["+experiment=grw_fig1", "weighting=iw", *SILENT, "~callbacks.checkpoint", "~callbacks.resume"]
+    base = [
+        "+experiment=grw_fig1",
+        "weighting=iw",
+        *NO_PROGRESS,
+        "~callbacks.checkpoint",
+        "~callbacks.resume",
+    ]
     execute(compose_config([*base, "optim.lr=10"], tmp_path / "too_large"))
     written = json.loads((tmp_path / "too_large" / "metrics.json").read_text())
     assert written["status"] == "diverged" and written["steps"] == 0

@@ -129,7 +129,7 @@ def test_table1_sweep_aggregates_last_epochs_and_the_early_stopping_window(tmp_p
                 "~model.pretrained",
                 "~model.channels_last",
                 "model.width=16",
-                "trainer=cpu",
+                "trainer.accelerator=cpu",
                 "trainer.max_epochs=4",
                 f"weighting={weighting}",
                 f"optim.weight_decay={decay}",
