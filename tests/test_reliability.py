@@ -17,7 +17,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import NO_PROGRESS, QUIET, ROOT, compose_config, run_cli
+from conftest import NO_PROGRESS, QUIET, QUIET_NO_CHECKPOINTS, ROOT, compose_config, run_cli
 from overparam.callbacks.resume import AtomicCheckpointIO
 from overparam.entry import execute
 from overparam.errors import ConfigError
@@ -219,3 +219,43 @@ def test_a_run_without_the_best_checkpoint_still_resumes_and_completes(tmp_path)
     result = json.loads((tmp_path / "metrics.json").read_text())
     assert result["status"] == "completed" and result["best"] == {}
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_a_second_process_on_a_directory_in_use_is_refused_and_the_first_run_is_untouched(tmp_path):
+    """One process per run directory: the second exits at once with one sentence naming the holder and
+    writes nothing; the first ends exactly as a solo run."""
+    args = ["data.n_train=600", "data.n_val=200", "data.n_test=200", "trainer.max_epochs=40", *NO_PROGRESS]
+    busy = tmp_path / "busy"
+    first = start([*args, f"hydra.run.dir={busy}"])
+    wait_for(busy / "started.json", first)
+    second = run_cli([*args, f"hydra.run.dir={busy}"])
+    assert first.poll() is None, "the first run ended before the second started: lengthen it"
+    assert second.returncode != 0 and "Traceback" not in second.stderr
+    assert (
+        second.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {busy} is in use by process {first.pid} on ")
+    )
+    assert first.wait(timeout=600) == 0, first.stderr.read()[-2000:]
+    assert json.loads((busy / "started.json").read_text())["attempt"] == 1
+    solo = run_cli([*args, f"hydra.run.dir={tmp_path / 'solo'}"])
+    assert solo.returncode == 0, solo.stderr[-2000:]
+    same_run(tmp_path / "solo", busy)
+    assert (tmp_path / "solo" / "metrics.csv").read_bytes() == (busy / "metrics.csv").read_bytes()
+
+
+def test_two_copies_of_a_sweep_never_run_a_job_twice(tmp_path):
+    """Started twice into one sweep directory (as on a cluster), every job is run by exactly one copy; the
+    other skips it (finished) or is refused (running) and goes on."""
+    args = ["-m", "+experiment=grw_fig1", "trainer.max_steps=300", *QUIET_NO_CHECKPOINTS]
+    args.append(f"hydra.sweep.dir={tmp_path}")
+    copies = [start(args), start(args)]
+    outputs = [copy.communicate(timeout=600)[1] for copy in copies]
+    assert [copy.returncode for copy in copies] == [0, 0], outputs
+    jobs = sorted(path.parent for path in tmp_path.glob("*/metrics.json"))
+    assert len(jobs) == 3
+    for job in jobs:
+        assert json.loads((job / "metrics.json").read_text())["status"] == "completed"
+        assert json.loads((job / "started.json").read_text())["attempt"] == 1, job.name
+        mentions = sum(text.count(f"{job} is in use") for text in outputs)
+        assert mentions <= 1, job.name  # a refusal names the job once, from the copy that did not run it

@@ -8,6 +8,8 @@ import time
 import warnings
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from overparam import rundir
@@ -15,6 +17,7 @@ from overparam.errors import ConfigError
 from overparam.procedures.lr_search import monotone_learning_rate
 from overparam.procedures.sigma_search import shrink_sigma
 from overparam.run import RunResult, run
+from overparam.rundir import DirectoryInUse
 from overparam.validate import validate
 
 
@@ -39,13 +42,13 @@ def run_procedure(cfg: DictConfig, procedure) -> RunResult:
     and is skipped as a whole once finished."""
     run_dir = Path(cfg.run_dir)
     config = OmegaConf.to_container(cfg, resolve=False)
-    plan = rundir.prepare(run_dir, config)
-    if plan.action == "skip":
-        return RunResult.from_record(plan.previous)
-    started = time.time()
-    result = procedure(cfg)
-    result.update(seconds=round(time.time() - started, 3), config=config)
-    rundir.write_json(run_dir / "metrics.json", result)
+    with rundir.claimed(run_dir, config) as plan:
+        if plan.action == "skip":
+            return RunResult.from_record(plan.previous)
+        started = time.time()
+        result = procedure(cfg)
+        result.update(seconds=round(time.time() - started, 3), config=config)
+        rundir.write_json(run_dir / "metrics.json", result)
     return RunResult.from_record(result)
 
 
@@ -57,6 +60,11 @@ def main(cfg: DictConfig) -> float:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     try:
         result = execute(cfg)
+    except DirectoryInUse as error:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(f"error: {error}")
+        print(f"refused: {error}", file=sys.stderr)  # another copy of this sweep runs the job: go on
+        return float("nan")
     except ConfigError as error:
         sys.exit(f"error: {error}")
     value = result.flat().get(cfg.get("objective", ""))

@@ -51,38 +51,40 @@ def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
     validate(cfg)
     run_dir = Path(cfg.run_dir)
     config = OmegaConf.to_container(cfg, resolve=False)
-    plan = rundir.prepare(run_dir, config)
-    if plan.action == "skip":
-        print(f"skipped: {run_dir} already holds a {plan.previous['status']} run of this config")
-        return RunResult.from_record(plan.previous)
-    parts: Components | None = None
-    outcome, started = {"status": "completed", "steps": 0}, time.time()
-    try:
-        parts = assemble(cfg, resuming=plan.action == "resume")
-        if parts.unstable:
-            raise Diverged(parts.unstable, step=0, last_finite=None)
-        parts.trainer.fit(
-            parts.module, datamodule=parts.data, ckpt_path=plan.ckpt_path or cfg.get("ckpt_path")
-        )
-        outcome.update(evaluate(parts.trainer, parts.module, parts.data))
-    except Diverged as error:
-        outcome.update(status="diverged", error=str(error), diverged_at_step=error.step)
-        outcome["last_finite_loss"] = error.last_finite
-        print(f"diverged: {error}", file=sys.stderr)
-    except BaseException as error:
-        stopped = isinstance(error, (KeyboardInterrupt, SystemExit))  # Ctrl-C, SIGTERM (preemption)
-        outcome.update(status="stopped" if stopped else "failed", error=str(error) or type(error).__name__)
-        if isinstance(error, SIGTERMException):  # exit as a terminated process does, not with status 0
-            raise SystemExit(128 + signal.SIGTERM) from error
-        raise
-    finally:
-        if parts is not None:
-            outcome.update(steps=parts.trainer.global_step, lr=parts.lr)
-            outcome.update({"members": parts.members} if parts.members > 1 else {})
-        outcome.update(seconds=round(time.time() - started, 3), config=config, **(record or {}))
-        rundir.write_json(run_dir / "metrics.json", outcome)
-        if parts is not None:
-            loggers.finish(parts.loggers, outcome["status"])
+    with rundir.claimed(run_dir, config) as plan:
+        if plan.action == "skip":
+            print(f"skipped: {run_dir} already holds a {plan.previous['status']} run of this config")
+            return RunResult.from_record(plan.previous)
+        parts: Components | None = None
+        outcome, started = {"status": "completed", "steps": 0}, time.time()
+        try:
+            parts = assemble(cfg, resuming=plan.action == "resume")
+            if parts.unstable:
+                raise Diverged(parts.unstable, step=0, last_finite=None)
+            parts.trainer.fit(
+                parts.module, datamodule=parts.data, ckpt_path=plan.ckpt_path or cfg.get("ckpt_path")
+            )
+            outcome.update(evaluate(parts.trainer, parts.module, parts.data))
+        except Diverged as error:
+            outcome.update(status="diverged", error=str(error), diverged_at_step=error.step)
+            outcome["last_finite_loss"] = error.last_finite
+            print(f"diverged: {error}", file=sys.stderr)
+        except BaseException as error:
+            stopped = isinstance(error, (KeyboardInterrupt, SystemExit))  # Ctrl-C, SIGTERM (preemption)
+            outcome.update(
+                status="stopped" if stopped else "failed", error=str(error) or type(error).__name__
+            )
+            if isinstance(error, SIGTERMException):  # exit as a terminated process does, not with status 0
+                raise SystemExit(128 + signal.SIGTERM) from error
+            raise
+        finally:
+            if parts is not None:
+                outcome.update(steps=parts.trainer.global_step, lr=parts.lr)
+                outcome.update({"members": parts.members} if parts.members > 1 else {})
+            outcome.update(seconds=round(time.time() - started, 3), config=config, **(record or {}))
+            rundir.write_json(run_dir / "metrics.json", outcome)
+            if parts is not None:
+                loggers.finish(parts.loggers, outcome["status"])
     report(parts, run_dir, outcome)
     return RunResult.from_record(outcome)
 

@@ -1,6 +1,7 @@
 """A run directory is a run's identity: restarting into it resumes, a finished run in it is never redone.
 
-`prepare(run_dir, config)` decides what a (re)started job does:
+`claimed(run_dir, config)` holds the directory for one process while the run lives, and `prepare` decides
+what a (re)started job does:
 - the directory holds a finished run (metrics.json says completed or diverged): skip it, report its result;
 - it holds a started run of another config: refuse (nothing in it is touched);
 - it holds `checkpoints/last.ckpt`: resume from it, dropping the curve rows logged after that checkpoint;
@@ -9,9 +10,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import os
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +63,68 @@ def config_changes(before: dict, after: dict) -> list[str]:
             continue
         changed.append(f"{key}: {old.get(key, '<unset>')} → {new.get(key, '<unset>')}")
     return changed
+
+
+class DirectoryInUse(ConfigError):
+    """Another live process holds the run directory."""
+
+
+class RunLock:
+    """An exclusive `flock` on `<run_dir>/run.lock` with the holder's pid, host and start time in it.
+
+    The OS releases it when the holder exits or is killed (even by SIGKILL), so a crash never blocks a
+    resume. Written with fcntl rather than `filelock` because filelock truncates the file when it tries a
+    held lock, which would erase the holder a refused process names.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "run.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace")
+            os.close(fd)
+            raise DirectoryInUse(
+                f"{self.path.parent} is in use by {describe_holder(holder)}; wait for it to "
+                "finish or choose another hydra.run.dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.write(
+            fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}).encode()
+        )
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def describe_holder(text: str) -> str:
+    try:
+        holder = json.loads(text)
+        return f"process {holder['pid']} on {holder['host']} (started {holder['started']})"
+    except (ValueError, KeyError, TypeError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def claimed(run_dir: Path, config: dict) -> Iterator[Plan]:
+    """Hold `run_dir` for this process (a second one is refused before anything is written) and say what
+    to do in it; the lock is released when the block ends."""
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
+        yield prepare(run_dir, config)
+    finally:
+        lock.release()
 
 
 def prepare(run_dir: Path, config: dict) -> Plan:
