@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 
@@ -47,3 +49,33 @@ def test_summarize_gives_t_intervals_over_seeds():
     assert summary[("mean", "acc")].item() == 0.3
     assert abs(summary[("ci", "acc")].item() - 2.776 * 0.158114 / 5**0.5) < 1e-3  # t_{0.975, 4} s / √5
     assert collect(ROOT / "nonexistent").empty
+
+
+def test_the_collector_accounts_for_every_job_of_the_sweep(tmp_path):
+    """A failed job keeps its reason, and a job that never started (its directory gone, as when an array
+    task was never scheduled) is listed from multirun.yaml; the counts are printed."""
+    sweep = run_cli(
+        [
+            "-m",
+            "+experiment=grw_fig1",
+            "trainer.max_steps=50",
+            "~callbacks.progress",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    jobs = {path.name.split("weighting=")[1].split(",")[0]: path for path in tmp_path.glob("*weighting=*")}
+    shutil.rmtree(jobs["iw"])
+    record = json.loads((jobs["erm"] / "metrics.json").read_text())
+    record.update(status="failed", error="data.root /nowhere does not exist")
+    (jobs["erm"] / "metrics.json").write_text(json.dumps(record))
+    result = subprocess.run(
+        [sys.executable, "-m", "overparam.results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = next(line for line in result.stdout.splitlines() if line.startswith("3 jobs: "))
+    assert set(counts.removeprefix("3 jobs: ").split(", ")) == {"1 completed", "1 failed", "1 missing"}
+    assert "failed: " in result.stdout and "data.root /nowhere does not exist" in result.stdout
+    table = pd.read_csv(tmp_path / "results.csv").set_index("weighting")
+    assert table.loc["iw", "status"] == "missing" and table.loc["erm", "status"] == "failed"
+    assert table.loc["gdro_nu1", "status"] == "completed"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from overparam.results.collect import collect, curves, job_dirs, summarize
+from overparam.results.collect import collect, curves, job_dirs, summarize, unfinished_jobs
 
 # Columns of `collect` that describe a job rather than a setting it shares with other seeds.
 NOT_SETTINGS = {"job", "seed", "status", "steps", "seconds", "epoch", "step"}
@@ -37,6 +37,16 @@ def summary_over_seeds(table):
     return wide.stack(level=1, future_stack=True).rename_axis([*settings, "metric"]).reset_index()
 
 
+def print_accounting(table: pd.DataFrame) -> None:
+    """How many jobs ended how, and each job that did not complete with its reason."""
+    counts = table["status"].value_counts()
+    print(f"{len(table)} jobs: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    for _, row in table[table["status"] != "completed"].iterrows():
+        name = row["job"] if isinstance(row["job"], str) else "(never started)"
+        error = row.get("error")
+        print(f"  {row['status']}: {name}" + (f": {error}" if isinstance(error, str) else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("sweep_dir", type=Path)
@@ -47,10 +57,12 @@ def main() -> None:
     if not job_dirs(args.sweep_dir):
         parser.error(f"{args.sweep_dir} holds no run directory with a metrics.json")
     table, logged = collect(args.sweep_dir), curves(args.sweep_dir)
-    for name, frame in (("results", table), ("curves", logged)):
+    accounted = pd.concat([table, unfinished_jobs(args.sweep_dir)], ignore_index=True)
+    print_accounting(accounted)
+    for name, frame in (("results", accounted), ("curves", logged)):
         frame.to_csv(args.sweep_dir / f"{name}.csv", index=False)
         frame.to_parquet(args.sweep_dir / f"{name}.parquet", index=False)
-    summary = summary_over_seeds(table)
+    summary = summary_over_seeds(table[table["status"] == "completed"])
     if summary is not None:
         summary.to_csv(args.sweep_dir / "summary.csv", index=False)
     print(f"wrote results, curves (.csv, .parquet) and summary.csv in {args.sweep_dir}")

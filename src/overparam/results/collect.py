@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pandas as pd
 import torch
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 from scipy import stats
 
 
@@ -31,15 +34,59 @@ def job_dirs(sweep_dir: str | Path) -> list[Path]:
 
 def overrides(job: Path) -> dict[str, str]:
     """The job's command-line overrides as {key: value}, read from `.hydra/overrides.yaml`."""
-    path = job / ".hydra" / "overrides.yaml"
-    if not path.exists():
-        return {}
-    pairs = [item.split("=", 1) for item in yaml.safe_load(path.read_text()) or [] if "=" in item]
+    pairs = [item.split("=", 1) for item in job_overrides(job) if "=" in item]
     return {key.lstrip("+~"): value for key, value in pairs}
 
 
+def expected_jobs(sweep_dir: str | Path) -> list[frozenset[str]] | None:
+    """Every job the sweep launches, as its set of overrides, expanded from `multirun.yaml` as Hydra's
+    basic sweeper expands it (the config's `hydra.sweeper.params`, then the command line); None when the
+    sweep has no such file or draws its values (Optuna's intervals)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.exists():
+        return None
+    config = OmegaConf.load(path)
+    params = OmegaConf.to_container(config.hydra.sweeper, resolve=False).get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    choices: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(lines):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[override.key_or_group] = [f"{key}={override.get_value_element_as_str()}"]
+        elif "INTERVAL" in override.value_type.name:
+            return None
+        else:
+            choices[override.key_or_group] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+    return [frozenset(combination) for combination in itertools.product(*choices.values())]
+
+
+def unfinished_jobs(sweep_dir: str | Path) -> pd.DataFrame:
+    """The jobs of the sweep that have no result: started but never ended (`unfinished`: killed before
+    writing metrics.json) or never started (`missing`), with their overrides."""
+    sweep_dir = Path(sweep_dir)
+    rows = []
+    started = sorted(
+        p.parent for p in sweep_dir.rglob("started.json") if not (p.parent / "metrics.json").exists()
+    )
+    rows += [{"job": job.name, **overrides(job), "status": "unfinished"} for job in started]
+    expected = expected_jobs(sweep_dir)
+    if expected is not None:
+        seen = {frozenset(job_overrides(job)) for job in sweep_dir.glob("*/") if (job / ".hydra").exists()}
+        for job in expected:
+            if job not in seen:
+                pairs = [item.split("=", 1) for item in sorted(job)]
+                rows.append({"job": None, **{k.lstrip("+~"): v for k, v in pairs}, "status": "missing"})
+    return pd.DataFrame(rows)
+
+
+def job_overrides(job: Path) -> list[str]:
+    path = job / ".hydra" / "overrides.yaml"
+    return (yaml.safe_load(path.read_text()) or []) if path.exists() else []
+
+
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
-    """One row per job: its overrides, `status`, `steps`, `seconds`, and every final and `best/` metric."""
+    """One row per job with a result: its overrides, `status` (completed, diverged, failed, stopped),
+    `error`, `steps`, `seconds`, and every final and `best/` metric."""
     rows = []
     for job in job_dirs(sweep_dir):
         result = json.loads((job / "metrics.json").read_text())
@@ -48,6 +95,7 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
                 "job": job.name,
                 **overrides(job),
                 "status": result["status"],
+                **({"error": result["error"]} if result.get("error") else {}),
                 "steps": result.get("steps"),
                 "seconds": result.get("seconds"),
                 **result.get("metrics", {}),
