@@ -259,3 +259,14 @@ def test_two_copies_of_a_sweep_never_run_a_job_twice(tmp_path):
         assert json.loads((job / "started.json").read_text())["attempt"] == 1, job.name
         mentions = sum(text.count(f"{job} is in use") for text in outputs)
         assert mentions <= 1, job.name  # a refusal names the job once, from the copy that did not run it
+
+
+def test_a_run_that_fails_before_training_still_writes_its_metrics_json(tmp_path):
+    """A data error ends the run with the one sentence, recorded as `failed` in metrics.json (the
+    collector then lists the job instead of losing it)."""
+    cfg = compose_config(["+experiment=gdro_celeba", "data.root=/nonexistent/celeba", *QUIET], tmp_path)
+    with pytest.raises(ConfigError) as error:
+        execute(cfg)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["status"] == "failed" and written["error"] == str(error.value)
+    assert "/nonexistent/celeba" in written["error"]
