@@ -1,9 +1,15 @@
 """Hydra entry point: `python train.py [overrides]` or `python train.py -m [sweep]`."""
 
+import os
+import sys
+
 import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from overparam.entry import main
+from overparam.settings import sentence
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
@@ -12,4 +18,12 @@ def entry(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    entry()
+    # Hydra reports a config it cannot compose in several lines; let its error through to say it in one.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        entry()
+    except (HydraException, OmegaConfBaseException) as error:
+        message = sentence(error)
+        if message is None:
+            raise
+        sys.exit(f"error: {message}")

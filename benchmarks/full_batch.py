@@ -14,7 +14,7 @@ from common import bare_steps_per_second, config, framework_steps_per_second, re
 def linear_six_images(device: str, steps: int) -> dict:
     """Target 1a: seed 000's six-image linear model, full-batch GD in float64, ERM."""
     overrides = ["+experiment=grw_fig1", "weighting=erm", "callbacks=default", f"trainer.max_steps={steps}"]
-    overrides += ["log_grid_per_decade=null"]  # chunks of inner_steps=1000: the loop, not the log grid
+    overrides += ["run.log_grid_per_decade=null"]  # chunks of run.inner_steps=1000: the loop, not the log grid
     overrides += [f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]
     data = instantiate(config(overrides, Path("/tmp"))["data"])
     data.setup("fit")
@@ -49,11 +49,11 @@ def two_layer_overrides(device: str, steps: int, m: int, n: int) -> list[str]:
         f"model.m={m}",
         f"data.n_train={n}",
         "data.n_test=100",
-        "lr_scale=null",
+        "run.lr_scale=null",
         f"optim.lr={0.1 / n:.3g}",  # any stable rate: the cost of a step does not depend on it
         f"trainer.max_steps={steps}",
-        f"inner_steps={steps}",
-        "log_grid_per_decade=null",
+        f"run.inner_steps={steps}",
+        "run.log_grid_per_decade=null",
         f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
     ]
 
@@ -104,7 +104,7 @@ def paper_scale_step(device: str, steps: int, m: int, n: int, precision: str) ->
     the time of its two dense matmuls, in float32 (`highest`) or with the TF32 switch (`high`)."""
     torch.set_float32_matmul_precision(precision)
     try:
-        overrides = [*two_layer_overrides(device, steps, m, n), f"matmul_precision={precision}"]
+        overrides = [*two_layer_overrides(device, steps, m, n), f"run.matmul_precision={precision}"]
         framework = 1 / framework_steps_per_second(overrides)
         bare = 1 / bare_two_layer_steps_per_second(overrides, device, steps, m)
         matmuls = matmul_seconds(n, m, 784, device, steps)

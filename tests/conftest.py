@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from overparam.errors import ConfigError
+from overparam.settings import sentence  # (importing overparam registers the schema and resolvers)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -35,7 +40,13 @@ def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictCon
     """The composed `conf/train.yaml` with overrides, as `python train.py ...` would see it."""
     extra = [f"run_dir='{run_dir}'"] if run_dir is not None else ["run_dir=/tmp/overparam-compose-only"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=[*overrides, *extra])
+        try:
+            return compose(config_name="train", overrides=[*overrides, *extra])
+        except (HydraException, OmegaConfBaseException) as error:  # as train.py reports it
+            message = sentence(error)
+            if message is None:
+                raise
+            raise ConfigError(message) from error
 
 
 def run_cli(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeout: int = 600):

@@ -1,4 +1,4 @@
-"""`ensemble=S`: S seeds trained as one batched model, each member equal to its single run."""
+"""`run.ensemble=S`: S seeds trained as one batched model, each member equal to its single run."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ SETTINGS = [
     "trainer=full_batch",
     "trainer.max_steps=200",
     "trainer.log_every_n_steps=1",
-    "inner_steps=20",
-    "eval_splits=[val,test]",
+    "run.inner_steps=20",
+    "run.eval_splits=[val,test]",
     *QUIET_NO_RESUME,
 ]
 
@@ -33,7 +33,9 @@ SETTINGS = [
 @pytest.mark.parametrize("weighting", ["erm", "gdro"])
 def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path, weighting):
     sweep = tmp_path / "sweep"
-    execute(compose_config([*SETTINGS, f"weighting={weighting}", "seed=3", "ensemble=3"], sweep / "ensemble"))
+    execute(
+        compose_config([*SETTINGS, f"weighting={weighting}", "seed=3", "run.ensemble=3"], sweep / "ensemble")
+    )
     for k in range(3):
         execute(
             compose_config([*SETTINGS, f"weighting={weighting}", f"seed={3 + k}"], tmp_path / f"single{k}")
@@ -65,4 +67,4 @@ def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path
 )
 def test_an_ensemble_that_cannot_match_its_single_runs_is_refused(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        execute(compose_config([*SETTINGS, "ensemble=2", *overrides], tmp_path))
+        execute(compose_config([*SETTINGS, "run.ensemble=2", *overrides], tmp_path))

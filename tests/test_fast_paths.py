@@ -16,9 +16,9 @@ from overparam.entry import execute
 @pytest.mark.parametrize("weighting", ["erm", "gdro_nu1"])
 def test_chunked_inner_steps_match_one_step_per_training_step(tmp_path, weighting):
     base = ["+experiment=grw_fig1", f"weighting={weighting}", *QUIET_NO_CHECKPOINTS, "trainer.max_steps=120"]
-    base.append("log_grid_per_decade=null")
+    base.append("run.log_grid_per_decade=null")
     for name, inner in (("chunked", 100), ("plain", 1)):
-        execute(compose_config([*base, f"inner_steps={inner}"], tmp_path / name))
+        execute(compose_config([*base, f"run.inner_steps={inner}"], tmp_path / name))
     chunked, plain = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("chunked", "plain"))
     assert chunked["steps"] == plain["steps"] == 120
     for key in ("test/loss", "train/loss", "val/loss"):
@@ -31,7 +31,7 @@ def test_chunked_inner_steps_match_one_step_per_training_step(tmp_path, weightin
 
 
 def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
-    """`matmul_precision=high` is the TF32 switch (speed issue, target 4), set before training."""
+    """`run.matmul_precision=high` is the TF32 switch (speed issue, target 4), set before training."""
     from overparam.errors import ConfigError
 
     before = torch.get_float32_matmul_precision()
@@ -41,7 +41,7 @@ def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
                 "+experiment=minimizer_gd",
                 *QUIET_NO_CHECKPOINTS,
                 "model.width=32",
-                "matmul_precision=high",
+                "run.matmul_precision=high",
                 "trainer.max_steps=2",
             ],
             tmp_path,
@@ -51,11 +51,11 @@ def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
     finally:
         torch.set_float32_matmul_precision(before)
     with pytest.raises(ConfigError, match=r"^matmul_precision must be one of highest, high, medium or null"):
-        execute(compose_config(["matmul_precision=fast"], tmp_path / "bad"))
+        execute(compose_config(["run.matmul_precision=fast"], tmp_path / "bad"))
 
 
 def test_auto_inner_steps_chunk_a_batch_split_of_one_and_give_the_plain_run(tmp_path):
-    """Seed 003's SGD at split 1 is GD: `inner_steps=auto` runs it in chunks of 100 (one evaluation per
+    """Seed 003's SGD at split 1 is GD: `run.inner_steps=auto` runs it in chunks of 100 (one evaluation per
     chunk, not per step) and reaches the same weights as one step per epoch."""
     from overparam.components import chunk_length
     from overparam.errors import ConfigError
@@ -63,7 +63,7 @@ def test_auto_inner_steps_chunk_a_batch_split_of_one_and_give_the_plain_run(tmp_
     base = ["+experiment=minimizer_gd", "recipe=sgd", "data.split=1.0", "model.width=32"]
     base += [*QUIET_NO_CHECKPOINTS, "trainer.max_steps=150"]
     for name, inner in (("auto", "auto"), ("plain", 1)):
-        execute(compose_config([*base, f"inner_steps={inner}"], tmp_path / name))
+        execute(compose_config([*base, f"run.inner_steps={inner}"], tmp_path / name))
     auto, plain = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("auto", "plain"))
     assert auto["steps"] == plain["steps"] == 150
     for key in ("test/loss", "train_eval/loss", "val/loss"):
@@ -73,5 +73,7 @@ def test_auto_inner_steps_chunk_a_batch_split_of_one_and_give_the_plain_run(tmp_
     }
     assert evaluations["plain"] >= 150 and evaluations["auto"] <= 3
     assert chunk_length("auto", None) == 100 and chunk_length("auto", 10) == 1
-    with pytest.raises(ConfigError, match=r"^inner_steps=5 would take that many steps on every mini-batch"):
+    with pytest.raises(
+        ConfigError, match=r"^run.inner_steps=5 would take that many steps on every mini-batch"
+    ):
         chunk_length(5, 10)

@@ -18,3 +18,5 @@ def chosen_experiment(default: str, *, _root_) -> str:
 
 # `${experiment_name:<default>}` in conf/train.yaml: an experiment's name is the option it was chosen by.
 OmegaConf.register_new_resolver("experiment_name", chosen_experiment, replace=True)
+
+from overparam import settings  # noqa: E402, F401 - registers train_schema in Hydra's ConfigStore

@@ -73,14 +73,14 @@ def plain_partial(function):
 def assemble(cfg: DictConfig, resuming: bool) -> Components:
     """Every part of the run, seeded as the config says, before any training step."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.get("matmul_precision"):  # the TF32 switch: "high" lets float32 matmuls use TF32 tensor cores
-        torch.set_float32_matmul_precision(cfg.matmul_precision)
-    if cfg.ensemble != 1:
+    if cfg.run.matmul_precision:  # the TF32 switch: "high" lets float32 matmuls use TF32 tensor cores
+        torch.set_float32_matmul_precision(cfg.run.matmul_precision)
+    if cfg.run.ensemble != 1:
         check_ensemble(cfg)
     data = build(cfg, "data")
-    inner_steps = chunk_length(cfg.inner_steps, data.batch_size)
+    inner_steps = chunk_length(cfg.run.inner_steps, data.batch_size)
     callbacks = build_named(cfg, "callbacks")
-    if cfg.ensemble > 1:  # no per-member best checkpoint: an ensemble's members report final metrics
+    if cfg.run.ensemble > 1:  # no per-member best checkpoint: an ensemble's members report final metrics
         callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
     loggers = build_named(cfg, "logger", wandb=wandb_settings(cfg))
     # A resumed run skips the sanity check (as Lightning does mid-run): it would draw from the restored RNG.
@@ -98,16 +98,16 @@ def assemble(cfg: DictConfig, resuming: bool) -> Components:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
     loss_fn = plain_partial(instantiate(cfg.loss))
     optimizer = instantiate(cfg.optim)
-    if cfg.get("lr_scale") is not None:
+    if cfg.run.lr_scale is not None:
         rates = [
-            scaled_learning_rate(cfg.lr_scale, cfg.loss_reduction, data, n, r, loss_fn)
+            scaled_learning_rate(cfg.run.lr_scale, cfg.run.loss_reduction, data, n, r, loss_fn)
             for n, r in zip(nets, reweighters)
         ]
         if max(rates) - min(rates) > 1e-9 * max(rates):
             raise ConfigError("lr_scale gives the ensemble's members different step sizes; set optim.lr")
         optimizer = instantiate(cfg.optim, lr=rates[0])
     unstable = quadratic_stability_error(
-        data, nets[0], reweighters[0], loss_fn, optimizer, cfg.l2_to_init, cfg.loss_reduction
+        data, nets[0], reweighters[0], loss_fn, optimizer, cfg.run.l2_to_init, cfg.run.loss_reduction
     )
     module = reweighted_module(cfg, data, nets, reweighters, loss_fn, optimizer, inner_steps, callbacks)
     if not resuming:  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
@@ -139,10 +139,10 @@ def reweighted_module(
             data.group_counts,
             data.label_threshold,
             inner_steps=inner_steps,
-            l2_to_init=cfg.l2_to_init,
-            log_grid_per_decade=cfg.log_grid_per_decade,
-            eval_splits=tuple(cfg.eval_splits),
-            loss_reduction=cfg.loss_reduction,
+            l2_to_init=cfg.run.l2_to_init,
+            log_grid_per_decade=cfg.run.log_grid_per_decade,
+            eval_splits=tuple(cfg.run.eval_splits),
+            loss_reduction=cfg.run.loss_reduction,
             stop_loss=chunk_stop_loss(cfg, callbacks, reweighter),
         )
     except ValueError as error:
@@ -156,8 +156,8 @@ def chunk_length(inner_steps: int | str, batch_size: int | None) -> int:
         return 100 if batch_size is None else 1
     if inner_steps > 1 and batch_size is not None:
         raise ConfigError(
-            f"inner_steps={inner_steps} would take that many steps on every mini-batch; "
-            "set inner_steps=1 (or auto) with mini-batches (data.batch_size or data.split)"
+            f"run.inner_steps={inner_steps} would take that many steps on every mini-batch; "
+            "set run.inner_steps=1 (or auto) with mini-batches (data.batch_size or data.split)"
         )
     return inner_steps
 
@@ -172,25 +172,25 @@ def chunk_stop_loss(cfg: DictConfig, callbacks: list, reweighter) -> float | Non
             and callback.monitor == "train_eval/loss"
             and callback.stopping_threshold is not None
             and reweighter.uniform
-            and cfg.loss_reduction == "mean"
-            and cfg.l2_to_init == 0
+            and cfg.run.loss_reduction == "mean"
+            and cfg.run.l2_to_init == 0
         ):
             return float(callback.stopping_threshold)
     return None
 
 
 def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
-    """The network, or for `ensemble=S` the S networks that the single runs with seeds seed, …, seed+S−1
+    """The network, or for `run.ensemble=S` the S networks that the single runs with seeds seed, …, seed+S−1
     would build (same RNG draws before the model's own)."""
     model = functools.partial(build, cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
 
     def build_model() -> torch.nn.Module:
-        return mitigate(model(), cfg.mitigation)  # validate() checked the value
+        return mitigate(model(), cfg.run.mitigation)  # validate() checked the value
 
-    if cfg.ensemble == 1:
+    if cfg.run.ensemble == 1:
         return [build_model()]
     nets = []
-    for k in range(cfg.ensemble):
+    for k in range(cfg.run.ensemble):
         L.seed_everything(cfg.seed + k, workers=True, verbose=False)
         replay = build(cfg, "data")  # the data draws a single run makes before building its model
         replay.setup("fit")
@@ -200,10 +200,10 @@ def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
 
 def check_ensemble(cfg: DictConfig) -> None:
     """An ensemble's members share one batch stream and one data set; say which key breaks that."""
-    if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
-        raise ConfigError(f"ensemble must be an integer ≥ 1, got {cfg.ensemble!r}")
-    if cfg.mitigation != "none":
-        raise ConfigError(f"mitigation={cfg.mitigation} wraps one network; train it with ensemble=1")
+    if cfg.run.mitigation != "none":
+        raise ConfigError(
+            f"run.mitigation={cfg.run.mitigation} wraps one network; train it with run.ensemble=1"
+        )
     if cfg.data.get("batch_size") is not None:
         raise ConfigError("ensemble members must see the same batches: set data.batch_size=null (full batch)")
     if "${seed}" in OmegaConf.to_yaml(cfg.data):
@@ -217,5 +217,5 @@ def check_ensemble(cfg: DictConfig) -> None:
     reweighter = get_class(cfg.weighting._target_)
     if reweighter.restarts_network:
         raise ConfigError(
-            f"weighting {reweighter.__name__} restarts its network mid-run; train it with ensemble=1"
+            f"weighting {reweighter.__name__} restarts its network mid-run; train it with run.ensemble=1"
         )

@@ -1,6 +1,6 @@
 """Seed-batched training: S members of a small model family trained as one batched model (torch.func).
 
-`ensemble=S` builds member k exactly as the single run with `seed=<seed + k>` would build its network,
+`run.ensemble=S` builds member k exactly as the single run with `seed=<seed + k>` would build its network,
 stacks the members' parameters along a leading dimension and evaluates them all with one `vmap`ped call.
 Elementwise optimizers (SGD, momentum, weight decay, AdaGrad, Adam) update stacked parameters exactly as
 they would update each member alone, the objective is the sum of the members' objectives, and each member
@@ -83,7 +83,7 @@ def write_members(run_dir: Path, result: dict, members: int) -> None:
     config = result["config"]
     parent_overrides = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(parent_overrides.read_text()) if parent_overrides.exists() else []
-    overrides = [o for o in overrides or [] if not o.lstrip("+~").startswith(("ensemble=", "seed="))]
+    overrides = [o for o in overrides or [] if not o.lstrip("+~").startswith(("run.ensemble=", "seed="))]
     curves = pd.read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else None
     for k in range(members):
         tag = f"/member{k}/"
@@ -97,7 +97,8 @@ def write_members(run_dir: Path, result: dict, members: int) -> None:
         seed = config["seed"] + k
         (member_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
         member = {key: value for key, value in result.items() if key != "members"}
-        member.update(metrics=own, best={}, config={**config, "seed": seed, "ensemble": 1})
+        single = {**config, "seed": seed, "run": {**config["run"], "ensemble": 1}}
+        member.update(metrics=own, best={}, config=single)
         member["ensemble_member"] = {"run_dir": str(run_dir), "index": k}
         write_json(member_dir / "metrics.json", member)
         if curves is not None:

@@ -27,8 +27,8 @@ def execute(cfg: DictConfig) -> RunResult:
     if cfg.get("sigma_search"):
         return run_procedure(cfg, shrink_sigma)
     if cfg.get("lr_search"):
-        if cfg.get("lr_scale") is not None:
-            raise ConfigError("lr_search chooses optim.lr itself: set lr_scale=null")
+        if cfg.run.lr_scale is not None:
+            raise ConfigError("lr_search chooses optim.lr itself: set run.lr_scale=null")
         searched = monotone_learning_rate(cfg)
         chosen = cfg.copy()
         with open_dict(chosen):

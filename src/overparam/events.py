@@ -1,6 +1,6 @@
 """Step-indexed events: a participant that must act after a given optimizer step says so, and a
-full-batch chunk of inner steps ends there, so a run with `inner_steps=k` equals `inner_steps=1` step for
-step (see ../shared/design.md, "Step-indexed events")."""
+full-batch chunk of inner steps ends there, so a run with `run.inner_steps=k` equals `run.inner_steps=1`
+step for step (see ../shared/design.md, "Step-indexed events")."""
 
 from __future__ import annotations
 

@@ -51,16 +51,6 @@ class ReweightedModule(L.LightningModule):
         stop_loss: float | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(inner_steps, int) or inner_steps < 1:
-            raise ValueError(f"inner_steps must be an integer ≥ 1, got {inner_steps!r}")
-        if not isinstance(l2_to_init, (int, float)) or l2_to_init < 0:
-            raise ValueError(f"l2_to_init must be a number ≥ 0 (μ of μ/2‖θ − θ0‖²), got {l2_to_init!r}")
-        if log_grid_per_decade is not None and (
-            not isinstance(log_grid_per_decade, int) or log_grid_per_decade < 1
-        ):
-            raise ValueError(
-                f"log_grid_per_decade must be a positive integer or null, got {log_grid_per_decade!r}"
-            )
         self.save_hyperparameters(ignore=["net", "loss_fn", "reweighter", "optimizer"])
         self.automatic_optimization = False
         self.net, self.loss_fn, self.reweighter, self.optimizer_factory = net, loss_fn, reweighter, optimizer
@@ -71,13 +61,7 @@ class ReweightedModule(L.LightningModule):
         self.register_buffer("theta0", theta0)
         members = getattr(net, "members", 1)  # a seed-batched ensemble: metrics per member
         self.train_metrics = GroupMetrics(group_names, group_counts, members)
-        if "val" not in eval_splits or not set(eval_splits) <= set(EVAL_PREFIXES):
-            raise ValueError(
-                f"eval_splits must include val and be among val, test, train, got {list(eval_splits)}"
-            )
         self.eval_splits = list(eval_splits)
-        if loss_reduction not in ("mean", "sum"):
-            raise ValueError(f"loss_reduction must be mean or sum, got {loss_reduction!r}")
         self.loss_reduction = loss_reduction
         # Full batch: a chunk ends at the first step whose objective (the training loss) is below this, so
         # a stop rule on the training loss (seed 003: < 1e-5) sees the first such step, not a chunk's end.

@@ -1,9 +1,11 @@
-"""Check a composed config before any work: every key of every group against the signature of the class
-its `_target_` names (the constructors are the schema), and the top-level keys against `RunSettings`.
+"""Check a composed config before any work. Hydra has checked the run settings' names and types against
+their structured config (`overparam.settings`) while composing; this adds what a schema cannot say:
+every key of every component group against the signature of the class its `_target_` names (the
+constructors are the schema), keys appended with `+`, and the run settings' choices and ranges.
 
 A typo, a wrong type or a value outside a `Literal` stops the run with one sentence naming the key, the
-value and what is allowed. Ranges (a width ≥ 1, a probability in [0, 1]) are checked by the constructors
-themselves, which run before any data is loaded.
+value and what is allowed. Ranges of a component (a width ≥ 1, a probability in [0, 1]) are checked by
+its constructor, which runs before any data is loaded.
 """
 
 from __future__ import annotations
@@ -23,30 +25,7 @@ from typing import Literal
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from overparam.errors import ConfigError
-
-
-@dataclasses.dataclass
-class RunSettings:
-    """The top-level keys of `conf/train.yaml`."""
-
-    name: str
-    seed: int
-    inner_steps: int | Literal["auto"]
-    lr_scale: float | None
-    loss_reduction: Literal["mean", "sum"]
-    l2_to_init: float
-    eval_splits: list[Literal["val", "test", "train"]]
-    log_grid_per_decade: int | None
-    ensemble: int
-    lr_search: dict | None
-    sigma_search: dict | None
-    matmul_precision: Literal["highest", "high", "medium"] | None
-    mitigation: Literal["none", "center", "asi"]
-    ckpt_path: str | None
-    objective: str
-    figure: str | list[str] | None
-    run_dir: str
-
+from overparam.settings import CHOICES, TrainConfig
 
 GROUPS = ("data", "model", "loss", "weighting", "optim", "trainer")
 NAMED_GROUPS = ("callbacks", "logger")  # dicts of name -> component (null disables one)
@@ -54,14 +33,8 @@ NAMED_GROUPS = ("callbacks", "logger")  # dicts of name -> component (null disab
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first key of `cfg` that its consumer would not accept."""
-    settings = {f.name: f.type for f in dataclasses.fields(RunSettings)}
-    hints = typing.get_type_hints(RunSettings)
-    for key in cfg:
-        if key in (*GROUPS, *NAMED_GROUPS, "hydra"):
-            continue
-        if key not in settings:
-            raise ConfigError(unknown_key(key, "", list(settings)))
-        check_value(key, cfg[key], hints[key])
+    check_schema_keys(cfg, TrainConfig, "")
+    check_run_settings(cfg.run)
     for group in GROUPS:
         check_component(group, cfg[group])
     check_optimizer(cfg)
@@ -69,6 +42,40 @@ def validate(cfg: DictConfig) -> None:
         for name, node in (cfg[group] or {}).items():
             if node is not None:
                 check_component(f"{group}.{name}", node)
+
+
+def check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
+    """Keys appended with `+` get past Hydra's schema (an append opens the node): name them here."""
+    hints = typing.get_type_hints(schema)
+    for key in node:
+        if key == "hydra" and not path:
+            continue
+        if key not in hints:
+            raise ConfigError(unknown_key(f"{path}{key}", path.rstrip("."), list(hints)))
+        nested = [t for t in (hints[key], *typing.get_args(hints[key])) if dataclasses.is_dataclass(t)]
+        if nested and isinstance(node[key], DictConfig):
+            check_schema_keys(node[key], nested[0], f"{path}{key}.")
+
+
+def check_run_settings(run: DictConfig) -> None:
+    """What the types of `RunSettings` leave open: choices and ranges."""
+    for key, allowed in CHOICES.items():
+        values = run[key] if key == "eval_splits" else [run[key]]
+        if any(value not in allowed for value in values):
+            shown = ", ".join("null" if a is None else a for a in allowed)
+            what = f"a list of {shown}" if key == "eval_splits" else f"one of {shown}"
+            got = list(values) if key == "eval_splits" else values[0]
+            raise ConfigError(f"run.{key} must be {what}, got {got!r}")
+    if "val" not in run.eval_splits:
+        raise ConfigError(f"run.eval_splits must include val (model selection), got {list(run.eval_splits)}")
+    steps = run.inner_steps
+    if steps != "auto" and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ConfigError(f"run.inner_steps must be an integer ≥ 1 or auto, got {steps!r}")
+    for key, minimum in (("ensemble", 1), ("log_grid_per_decade", 1)):
+        if run[key] is not None and run[key] < minimum:
+            raise ConfigError(f"run.{key} must be an integer ≥ {minimum}, got {run[key]}")
+    if run.l2_to_init < 0:
+        raise ConfigError(f"run.l2_to_init must be ≥ 0 (μ of μ/2‖θ − θ0‖²), got {run.l2_to_init}")
 
 
 def check_optimizer(cfg: DictConfig) -> None:

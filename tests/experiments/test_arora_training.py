@@ -29,7 +29,7 @@ def fig1_runs(tmp_path_factory):
     # η = 0.5/λ_max: at η = 1/λ_max the first steps (κ = 1e-2, so they flip a third of the activation
     # patterns) put r(k) 0.09–0.12 away from the prediction (measured on digits 0/1 and MNIST 0/1, n = 400),
     # beyond the spec's 0.06; with half the step the clean-label run stays within it.
-    overrides = ["model.m=1000", "trainer.max_steps=1500", "lr_scale=0.5"]
+    overrides = ["model.m=1000", "trainer.max_steps=1500", "run.lr_scale=0.5"]
     return {t: train(tmp, f"data.targets={t}", *overrides)[0] for t in ("clean", "random", "worst")}
 
 
@@ -94,7 +94,7 @@ def test_fig2_random_labels_raise_complexity_test_error_and_slow_training(tmp_pa
 
 def test_a_step_size_beyond_the_stability_bound_ends_as_diverged_naming_the_largest_stable_one(tmp_path):
     cfg = compose_config(
-        ["+experiment=arora_fig1", *DIGITS, *QUIET, "lr_scale=null", "optim.lr=1.0"], tmp_path
+        ["+experiment=arora_fig1", *DIGITS, *QUIET, "run.lr_scale=null", "optim.lr=1.0"], tmp_path
     )
     execute(cfg)
     written = json.loads((tmp_path / "metrics.json").read_text())

@@ -25,7 +25,7 @@ PAPER_RUN = [
     *QUIET_ASYM,
     "model.width=500",
     "trainer.max_steps=2000",
-    "inner_steps=200",
+    "run.inner_steps=200",
 ]
 SCALINGS = {"iid": 1.0, "g05_a05": 0.5}
 

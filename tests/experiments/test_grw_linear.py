@@ -72,7 +72,7 @@ def test_fig1_group_dro_weights_converge(fig1_runs):
 def fig2_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fig2")
     return {
-        (w, mu): train(tmp, "grw_fig2", w, f"l2_to_init={mu}", "trainer.max_steps=10000")
+        (w, mu): train(tmp, "grw_fig2", w, f"run.l2_to_init={mu}", "trainer.max_steps=10000")
         for w in ("erm", "iw", "gdro_nu1")
         for mu in (0.1, 10)
     }

@@ -66,7 +66,7 @@ def test_eq1_sigma_enters_as_a_prefactor_and_lemma5_sets_the_output_scale(depth)
 def test_gd_reaches_the_closed_form_kernel_limit_and_stops_below_1e_5(tmp_path):
     """A width-512 one-hidden-layer net trained by full-batch GD to a training loss < 1e-5 predicts on the
     test points what f0(x) + K(x,X)K⁻¹(Y − f0(X)) predicts (spec F2.5: within 0.3 × the init term)."""
-    cfg = compose_config([*EXPERIMENT, "model.width=512", "seed=0", "lr_scale=1.0"], tmp_path)
+    cfg = compose_config([*EXPERIMENT, "model.width=512", "seed=0", "run.lr_scale=1.0"], tmp_path)
     execute(cfg)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["steps"] < cfg.trainer.max_steps
@@ -84,11 +84,17 @@ def test_gd_reaches_the_closed_form_kernel_limit_and_stops_below_1e_5(tmp_path):
 
 
 OPTIMIZERS = {
-    "gd": ["lr_scale=1.0"],
-    "sgd_0.1": ["lr_scale=1.0", "data.split=0.1", "optim=sgd", "optim.momentum=0", "inner_steps=1"],
-    "adagrad": ["optim=adagrad", "lr_scale=null", "optim.lr=0.01"],
-    "adagrad_0.1": ["optim=adagrad", "lr_scale=null", "optim.lr=0.01", "data.split=0.1", "inner_steps=1"],
-    "adam": ["optim=adam", "lr_scale=null", "optim.lr=3e-4"],
+    "gd": ["run.lr_scale=1.0"],
+    "sgd_0.1": ["run.lr_scale=1.0", "data.split=0.1", "optim=sgd", "optim.momentum=0", "run.inner_steps=1"],
+    "adagrad": ["optim=adagrad", "run.lr_scale=null", "optim.lr=0.01"],
+    "adagrad_0.1": [
+        "optim=adagrad",
+        "run.lr_scale=null",
+        "optim.lr=0.01",
+        "data.split=0.1",
+        "run.inner_steps=1",
+    ],
+    "adam": ["optim=adam", "run.lr_scale=null", "optim.lr=3e-4"],
 }
 
 

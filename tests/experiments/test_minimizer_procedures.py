@@ -185,8 +185,8 @@ def test_cross_entropy_variant_uses_twice_n_over_lambda_max_and_large_sigma_hurt
 def test_bad_procedure_settings_are_named(tmp_path):
     with pytest.raises(ConfigError, match=r"^grd is not a setting of lr_search; did you mean grid\?$"):
         execute(compose_config([*EXPERIMENT, "recipe=adagrad", "+lr_search.grd=[0.1]"], tmp_path))
-    with pytest.raises(ConfigError, match=r"^lr_search chooses optim\.lr itself: set lr_scale=null$"):
-        execute(compose_config([*EXPERIMENT, "recipe=adagrad", "lr_scale=0.5"], tmp_path / "b"))
+    with pytest.raises(ConfigError, match=r"^lr_search chooses optim\.lr itself: set run.lr_scale=null$"):
+        execute(compose_config([*EXPERIMENT, "recipe=adagrad", "run.lr_scale=0.5"], tmp_path / "b"))
     with pytest.raises(ConfigError, match=r"^sigma_search\.factor must be in \(0, 1\), got 1\.5$"):
         execute(
             compose_config(["+experiment=minimizer_sigma_search", "sigma_search.factor=1.5"], tmp_path / "c")
@@ -245,7 +245,8 @@ def test_centering_and_asi_remove_the_init_term_at_large_sigma(tmp_path):
         job = tmp_path / kind
         execute(
             compose_config(
-                ["+experiment=minimizer_fig2", *QUIET_NO_CHECKPOINTS, *overrides, f"mitigation={kind}"], job
+                ["+experiment=minimizer_fig2", *QUIET_NO_CHECKPOINTS, *overrides, f"run.mitigation={kind}"],
+                job,
             )
         )
         f_nn = torch.load(job / "snapshots.pt", weights_only=True)["test_outputs"].squeeze(-1).double()
@@ -254,8 +255,12 @@ def test_centering_and_asi_remove_the_init_term_at_large_sigma(tmp_path):
     assert errors["none"] > 5
     assert errors["center"] <= 1.2 and errors["asi"] <= 1.2, errors
     with pytest.raises(ConfigError, match="mitigation must be one of none, center, asi, got 'doubling'"):
-        execute(compose_config(["+experiment=minimizer_fig2", "mitigation=doubling"], tmp_path / "bad"))
-    with pytest.raises(ConfigError, match="mitigation=asi wraps one network; train it with ensemble=1"):
+        execute(compose_config(["+experiment=minimizer_fig2", "run.mitigation=doubling"], tmp_path / "bad"))
+    with pytest.raises(
+        ConfigError, match="run.mitigation=asi wraps one network; train it with run.ensemble=1"
+    ):
         execute(
-            compose_config(["+experiment=minimizer_fig2", "mitigation=asi", "ensemble=2"], tmp_path / "pair")
+            compose_config(
+                ["+experiment=minimizer_fig2", "run.mitigation=asi", "run.ensemble=2"], tmp_path / "pair"
+            )
         )

@@ -64,7 +64,7 @@ def test_weight_decay_helps_only_when_it_keeps_the_training_loss_up(erm_and_iw):
     (erm, _), _, tmp = erm_and_iw
     gains = {}
     for mu in (1e-6, 1e-2):
-        iw, result = worst_group_curve(tmp, "iw", 0, f"l2_to_init={mu}")
+        iw, result = worst_group_curve(tmp, "iw", 0, f"run.l2_to_init={mu}")
         train_loss, gains[mu] = result["metrics"]["train/loss"], iw.iloc[-1] - erm.iloc[-1]
         if train_loss <= 1e-5:
             assert abs(gains[mu]) <= 0.02

@@ -172,11 +172,14 @@ def test_in_memory_splits_go_to_the_accelerator_once_and_share_one_copy(tmp_path
 
     from overparam.data.digit_pairs import DigitPairs
 
-    on_meta = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("meta")), world_size=1)
+    served = SimpleNamespace(eval_splits=["val", "train"], sample_weights=lambda groups: None)
+    on_meta = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device("meta")), world_size=1, lightning_module=served
+    )
     root = make_celeba(tmp_path / "data")
     data = CelebA(str(root), "Blond_Hair", "Male", 32, 8, pipeline="cached", cache_dir=str(tmp_path / "c"))
     data.setup()
-    data.trainer, data.eval_splits = on_meta, ["val", "train"]
+    data.trainer = on_meta
     first, again = data.train_dataloader(), data.train_dataloader()
     assert first.dataset is again.dataset and first.dataset.images.is_meta
     train_eval = data.val_dataloader()[1].dataset

@@ -1,5 +1,5 @@
 """ReweightedModule: full-batch chunks of inner steps end at every step-indexed event, so a run with
-`inner_steps=k` equals the run with one step per `training_step` (design: "Step-indexed events")."""
+`run.inner_steps=k` equals the run with one step per `training_step` (design: "Step-indexed events")."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ JTT_RUN = [
     "+experiment=overfit_synthetic",
     "weighting=jtt",
     "weighting.identification_steps=150",
-    "log_grid_per_decade=null",
+    "run.log_grid_per_decade=null",
     "trainer.max_steps=300",
     *QUIET_NO_CHECKPOINTS,
 ]
@@ -26,7 +26,7 @@ JTT_RUN = [
 
 def train(tmp_path: Path, overrides: list[str], inner) -> tuple[dict, pd.DataFrame]:
     run_dir = tmp_path / f"inner={inner}"
-    execute(compose_config([*overrides, f"inner_steps={inner}"], run_dir))
+    execute(compose_config([*overrides, f"run.inner_steps={inner}"], run_dir))
     logged = run_dir / "metrics.csv"  # none when the first chunk diverged
     curves = pd.read_csv(logged).groupby("step").first() if logged.exists() else pd.DataFrame()
     return json.loads((run_dir / "metrics.json").read_text()), curves
@@ -76,9 +76,9 @@ def test_divergence_is_reported_at_the_same_step_for_every_chunk_length(tmp_path
     overrides = [
         "+experiment=overfit_synthetic",
         "weighting=gdro",
-        "lr_scale=null",
+        "run.lr_scale=null",
         "optim.lr=1e6",
-        "log_grid_per_decade=null",
+        "run.log_grid_per_decade=null",
         "trainer.max_steps=3000",
         *QUIET_NO_CHECKPOINTS,
     ]

@@ -24,10 +24,10 @@ BAD_CONFIGS = [
     (["+trainer.precision=16-mixd"], r"^trainer\.precision must be one of .*bf16-mixed.*, got '16-mixd'$"),
     (["+seeed=1"], r"^seeed is not a setting; did you mean seed\?$"),
     (["seed=1.5"], r"^seed must be an integer, got 1\.5$"),
-    (["loss_reduction=avg"], r"^loss_reduction must be one of mean, sum, got 'avg'$"),
+    (["run.loss_reduction=avg"], r"^run\.loss_reduction must be one of mean, sum, got 'avg'$"),
     (
-        ["eval_splits=[val,tset]"],
-        r"^eval_splits must be a list of one of val, test, train, got \['val', 'tset'\]$",
+        ["run.eval_splits=[val,tset]"],
+        r"^run\.eval_splits must be a list of val, test, train, got \['val', 'tset'\]$",
     ),
     (["data.batch_size=abc"], r"^data\.batch_size must be an integer or null, got 'abc'$"),
     (["weighting.eta=x"], r"^weighting\.eta must be a number, got 'x'$"),
@@ -60,10 +60,19 @@ BAD_CONFIGS = [
     (["data.p_agree=1.5"], r"^data\.p_agree must be a probability in \[0, 1\], got 1\.5$"),
     (["data.labels=onehot"], r"^data\.labels must be one of index, pm1, 01, got 'onehot'$"),
     (["data.n_train=6000"], r"^data\.n_train \+ n_val \+ n_test must be ≤ 5000"),
-    (["inner_steps=0"], r"^inner_steps must be an integer ≥ 1, got 0$"),
+    (["run.inner_steps=0"], r"^run\.inner_steps must be an integer ≥ 1 or auto, got 0$"),
+    (["run.inner_stepz=3"], r"^run\.inner_stepz is not a setting of run; did you mean inner_steps\?$"),
+    (["+run.inner_stepz=3"], r"^run\.inner_stepz is not a setting of run; did you mean inner_steps\?$"),
+    (["run.lr_scale=fast"], r"^run\.lr_scale must be a number, got 'fast'$"),
+    (["run.ensemble=0"], r"^run\.ensemble must be an integer ≥ 1, got 0$"),
     (
-        ["inner_steps=10"],
-        r"^inner_steps=10 would take that many steps on every mini-batch; set inner_steps=1",
+        ["run.matmul_precision=fast"],
+        r"^run\.matmul_precision must be one of highest, high, medium, null, got 'fast'$",
+    ),
+    (["weighting=gdr"], r"^weighting=gdr is not an option of weighting; did you mean gdro\?$"),
+    (
+        ["run.inner_steps=10"],
+        r"^run.inner_steps=10 would take that many steps on every mini-batch; set run.inner_steps=1",
     ),
     (
         ["data=mnist_pairs", "model=linear", "loss=cross_entropy"],
@@ -98,4 +107,7 @@ def test_cli_prints_the_sentence_and_exits_nonzero(tmp_path):
 def test_unknown_group_option_lists_the_available_ones(tmp_path):
     result = run_cli(["weighting=foo", f"hydra.run.dir={tmp_path}"])
     assert result.returncode != 0
-    assert "Could not find 'weighting/foo'" in result.stderr and "gdro" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith("error: weighting=foo is not an option of weighting; available: ") and "gdro" in last
+    )

@@ -4,26 +4,9 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
-import typing
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
-
-from overparam.errors import ConfigError
-from overparam.validate import check_value, unknown_key
-
-
-def settings_from(cfg: DictConfig, key: str, schema):
-    """`cfg.<key>` as the dataclass `schema`, with one sentence for an unknown key or a wrong type."""
-    node = OmegaConf.to_container(cfg[key], resolve=True)
-    fields = {f.name for f in dataclasses.fields(schema)}
-    hints = typing.get_type_hints(schema)
-    for name, value in node.items():
-        if name not in fields:
-            raise ConfigError(unknown_key(name, key, sorted(fields)))
-        check_value(f"{key}.{name}", value, hints[name])
-    return schema(**node)
 
 
 def derived_config(cfg: DictConfig, run_dir: Path, **changes) -> DictConfig:

@@ -13,7 +13,6 @@ keeps parallel jobs from searching twice).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -22,16 +21,10 @@ from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from overparam.errors import ConfigError
-from overparam.procedures import derived_config, settings_from, stop_loss
+from overparam.procedures import derived_config, stop_loss
 from overparam.run import run
 from overparam.rundir import write_json
-
-
-@dataclasses.dataclass
-class LrSearch:
-    grid: list[float] = dataclasses.field(default_factory=lambda: [10 ** (-k / 2) for k in range(11)])
-    seed: int = 0
-    cache_dir: str | None = None  # default: next to the run directory (the sweep directory in a multirun)
+from overparam.settings import LrSearch
 
 
 def stop_threshold(cfg: DictConfig) -> float:
@@ -45,7 +38,7 @@ def stop_threshold(cfg: DictConfig) -> float:
 
 def trial_config(cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold: float) -> DictConfig:
     full_batch = cfg.data.get("batch_size") is None and cfg.data.get("split") in (None, 1, 1.0)
-    eval_splits = list(cfg.eval_splits) if full_batch else sorted({*cfg.eval_splits, "train"})
+    eval_splits = list(cfg.run.eval_splits) if full_batch else sorted({*cfg.run.eval_splits, "train"})
     callbacks = {"reweighting": cfg.callbacks.get("reweighting")}
     callbacks["monotone"] = {
         "_target_": "overparam.callbacks.monotone.MonotoneDecay",
@@ -57,9 +50,7 @@ def trial_config(cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold
         run_dir,
         seed=seed,
         lr_search=None,
-        lr_scale=None,
-        ensemble=1,
-        eval_splits=eval_splits,
+        **{"run.lr_scale": None, "run.ensemble": 1, "run.eval_splits": eval_splits},
         callbacks=callbacks,
         logger={"csv": cfg.logger.get("csv")} if cfg.logger and cfg.logger.get("csv") else None,
         **{"optim.lr": lr},
@@ -80,7 +71,7 @@ def search_key(cfg: DictConfig, search: LrSearch) -> str:
 
 def monotone_learning_rate(cfg: DictConfig) -> dict:
     """{"lr": the chosen rate, "trials": [{"lr", "monotone", "converged", "steps"}, ...], "key"}."""
-    search = settings_from(cfg, "lr_search", LrSearch)
+    search = OmegaConf.to_object(cfg.lr_search)
     if not search.grid or min(search.grid) <= 0:
         raise ConfigError(f"lr_search.grid must be a list of positive learning rates, got {search.grid}")
     threshold = stop_threshold(cfg)

@@ -15,30 +15,19 @@ chosen round's metrics and a `sigma_search` record of every round.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from overparam.errors import ConfigError
-from overparam.procedures import derived_config, settings_from, stop_loss
+from overparam.procedures import derived_config, stop_loss
 from overparam.run import run
-
-
-@dataclasses.dataclass
-class SigmaSearch:
-    factor: float = 0.7
-    tolerance: float = 0.05
-    max_rounds: int = 8
-    min_sigma: float = 0.1
-    max_step_ratio: float = 10.0
-    monitor: str = "val/loss"
 
 
 def shrink_sigma(cfg: DictConfig) -> dict:
     """Train the rounds; returns the procedure's metrics.json payload (without config and timing)."""
-    search = settings_from(cfg, "sigma_search", SigmaSearch)
+    search = OmegaConf.to_object(cfg.sigma_search)
     if not 0 < search.factor < 1:
         raise ConfigError(f"sigma_search.factor must be in (0, 1), got {search.factor}")
     threshold = stop_loss(cfg)

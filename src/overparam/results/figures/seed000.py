@@ -79,11 +79,11 @@ def fig1(sweep_dir: Path):
 
 def fig2(sweep_dir: Path):
     """For μ = 0.1 and μ = 10: training loss and ‖θ_m − θ_ERM‖ under the penalty μ/2‖θ − θ0‖²."""
-    logged, gaps = curves(sweep_dir), weight_gaps(sweep_dir, split_by="l2_to_init")
-    mus = sorted(logged["l2_to_init"].unique(), key=float)
+    logged, gaps = curves(sweep_dir), weight_gaps(sweep_dir, split_by="run.l2_to_init")
+    mus = sorted(logged["run.l2_to_init"].unique(), key=float)
     fig, axes = plt.subplots(1, 2 * len(mus), figsize=(17, 3.6))
     for k, mu in enumerate(mus):
-        plot_by_method(axes[2 * k], logged[logged["l2_to_init"] == mu], "train/loss")
+        plot_by_method(axes[2 * k], logged[logged["run.l2_to_init"] == mu], "train/loss")
         axes[2 * k].set(yscale="log", title=f"μ = {mu}: training loss R̂")
         plot_by_method(axes[2 * k + 1], gaps[gaps["split"] == mu], "gap", skip_erm=True)
         axes[2 * k + 1].set(yscale="log", title=f"μ = {mu}: ‖θ − θ_ERM‖")

@@ -99,9 +99,9 @@ def table1(sweep_dir: Path):
 def synthetic_table_frame(sweep_dir: Path) -> pd.DataFrame:
     """Per method and μ: final training loss and worst-group test accuracy, and the early-stopped one."""
     table = collect(sweep_dir)
-    table["l2_to_init"] = table["l2_to_init"].astype(float) if "l2_to_init" in table else 0.0
+    table["run.l2_to_init"] = table["run.l2_to_init"].astype(float) if "run.l2_to_init" in table else 0.0
     metrics = ["train/loss", "test/worst_group_acc", "best/test/worst_group_acc"]
-    return summarize(table, ["weighting", "l2_to_init"], metrics)
+    return summarize(table, ["weighting", "run.l2_to_init"], metrics)
 
 
 def synthetic_table(sweep_dir: Path):

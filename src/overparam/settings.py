@@ -1,0 +1,138 @@
+"""The schema of `conf/train.yaml`: Hydra structured configs (dataclasses in the ConfigStore) for the run
+settings and the procedures. Hydra checks names and types when it composes; `sentence` turns its errors
+into the one sentence a bad config gets everywhere else."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, List  # noqa: UP035 - OmegaConf reads these annotations at runtime
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class RunSettings:
+    """How one run trains and measures (the `run` node)."""
+
+    inner_steps: Any = 1  # optimizer steps per training_step: an integer ≥ 1, or auto
+    lr_scale: float | None = None  # optim.lr = lr_scale / (q_max · c · λ_max(JJᵀ)) at θ0
+    loss_reduction: str = "mean"  # mean: Σ q_i ℓ_i; sum: n·Σ q_i ℓ_i
+    l2_to_init: float = 0.0  # μ of μ/2‖θ − θ0‖²
+    eval_splits: List[str] = field(default_factory=lambda: ["val"])  # noqa: UP006
+    log_grid_per_decade: int | None = None
+    ensemble: int = 1
+    matmul_precision: str | None = None
+    mitigation: str = "none"
+
+
+# The values a run setting may take, where its type alone does not say.
+CHOICES = {
+    "loss_reduction": ("mean", "sum"),
+    "eval_splits": ("val", "test", "train"),
+    "matmul_precision": ("highest", "high", "medium", None),
+    "mitigation": ("none", "center", "asi"),
+}
+
+
+@dataclass
+class LrSearch:
+    """The largest learning rate on `grid` whose training loss never rises (procedures.lr_search)."""
+
+    grid: List[float] = field(default_factory=lambda: [10 ** (-k / 2) for k in range(11)])  # noqa: UP006
+    seed: int = 0
+    cache_dir: str | None = None  # default: next to the run directory (the sweep directory in a multirun)
+
+
+@dataclass
+class SigmaSearch:
+    """Seed 003's σ-shrinking remedy (procedures.sigma_search)."""
+
+    factor: float = 0.7
+    tolerance: float = 0.05
+    max_rounds: int = 8
+    min_sigma: float = 0.1
+    max_step_ratio: float = 10.0
+    monitor: str = "val/loss"
+
+
+@dataclass
+class TrainConfig:
+    """`conf/train.yaml`: the component groups (checked against their constructors by `validate`) and the
+    run's own settings."""
+
+    data: Any = MISSING
+    model: Any = MISSING
+    loss: Any = MISSING
+    weighting: Any = MISSING
+    optim: Any = MISSING
+    trainer: Any = MISSING
+    callbacks: Any = None
+    logger: Any = None
+    name: str = MISSING
+    seed: int = 0
+    run: RunSettings = field(default_factory=RunSettings)
+    lr_search: LrSearch | None = None
+    sigma_search: SigmaSearch | None = None
+    ckpt_path: str | None = None
+    objective: str = "best/val/worst_group_acc"
+    figure: Any = None
+    run_dir: str = MISSING
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
+
+
+def sentence(error: BaseException) -> str | None:
+    """One sentence for an error Hydra or OmegaConf raised while composing the config, or None."""
+    cause = error
+    while cause.__cause__ is not None and not hasattr(cause, "full_key"):
+        cause = cause.__cause__
+    message = str(getattr(cause, "msg", None) or cause).split("\n")[0]
+    key = getattr(cause, "full_key", None) or quoted_key(str(error))
+    missing = re.match(r"Key '(\w+)' (?:is )?not in", message)
+    if missing and key:
+        return unknown_setting(key, getattr(cause, "object_type", None))
+    converted = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", message)
+    if converted and key:
+        expected = TYPE_NAMES.get(converted.group(2), converted.group(2))
+        return f"{key} must be {expected}, got {literal(converted.group(1))}"
+    option = re.search(r"Could not find '([\w/]+)'", str(error))
+    if option:
+        group, _, name = option.group(1).rpartition("/")
+        listed = str(error).partition("Available options in")[2].split("\n")[1:]
+        names = [line.strip() for line in itertools.takewhile(lambda line: line.startswith("\t"), listed)]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"available: {', '.join(names)}"
+        return f"{group}={name} is not an option of {group}; {hint}"
+    return None
+
+
+def unknown_setting(key: str, owner: type | None) -> str:
+    name = key.rsplit(".", 1)[-1]
+    parent = key.rpartition(".")[0]
+    allowed = [f.name for f in fields(owner)] if owner is not None and is_dataclass(owner) else []
+    close = difflib.get_close_matches(name, allowed, n=1)
+    where = f" of {parent}" if parent else ""
+    if close:
+        return f"{key} is not a setting{where}; did you mean {close[0]}?"
+    return f"{key} is not a setting{where}; allowed: {', '.join(sorted(allowed))}"
+
+
+def quoted_key(text: str) -> str | None:
+    found = re.search(r"override '([^']+)'", text)
+    return found.group(1).lstrip("+~") if found else None
+
+
+def literal(value: str) -> str:
+    """How the value was written: numbers as numbers, anything else quoted."""
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return repr(value)
