@@ -13,6 +13,8 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 
+import overparam  # noqa: F401 - registers the config schema (train_schema) compose needs
+
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = [
     "~callbacks.progress",

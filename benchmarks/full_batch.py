@@ -14,7 +14,7 @@ from common import bare_steps_per_second, config, framework_steps_per_second, re
 def linear_six_images(device: str, steps: int) -> dict:
     """Target 1a: seed 000's six-image linear model, full-batch GD in float64, ERM."""
     overrides = ["+experiment=grw_fig1", "weighting=erm", "callbacks=default", f"trainer.max_steps={steps}"]
-    overrides += ["run.log_grid_per_decade=null"]  # chunks of run.inner_steps=1000: the loop, not the log grid
+    overrides += ["run.log_grid_per_decade=null"]  # chunks of 1000 inner steps: the loop, not the log grid
     overrides += [f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]
     data = instantiate(config(overrides, Path("/tmp"))["data"])
     data.setup("fit")
