@@ -62,7 +62,8 @@ def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path
     [
         (["data.batch_size=16"], r"^ensemble members must see the same batches: set data\.batch_size=null"),
         (["data.seed=${seed}"], r"^ensemble members must share the data, but data\.seed follows seed"),
-        (["callbacks=theory"], r"^callbacks\.snapshots does not support ensemble>1"),
+        (["callbacks=theory"], r"^callbacks\.snapshots does not support run\.ensemble>1"),
+        (["weighting=jtt"], r"^weighting JTT restarts its network mid-run; train it with run\.ensemble=1$"),
     ],
 )
 def test_an_ensemble_that_cannot_match_its_single_runs_is_refused(tmp_path, overrides, message):

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from overparam.callbacks.resume import AtomicCheckpointIO
+from overparam.callbacks.resume import AtomicCheckpointIO, ResumeCheckpoint
+from overparam.callbacks.reweighting import ReweightingCallback
 from overparam.data.base import GroupDataModule
 from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter
 from overparam.errors import ConfigError
@@ -21,8 +22,9 @@ from overparam.models.mitigation import mitigate
 from overparam.module import ReweightedModule
 from overparam.step_size import quadratic_stability_error, scaled_learning_rate
 
-# Callbacks that act on the run as a whole, so they serve a seed-batched ensemble too.
-ENSEMBLE_CALLBACKS = ("reweighting", "checkpoint", "resume", "progress")
+# Callbacks that act on the run as a whole, so they serve a seed-batched ensemble too (by type: the probes
+# read one network's parameters).
+ENSEMBLE_CALLBACKS = (ReweightingCallback, ModelCheckpoint, ResumeCheckpoint, ProgressBar)
 
 
 @dataclass
@@ -54,13 +56,13 @@ def build(cfg: DictConfig, group: str, **facts):
         raise ConfigError(f"{group}: {message}") from error
 
 
-def build_named(cfg: DictConfig, group: str, **facts_by_name: dict) -> list:
-    """The enabled components of a name -> component group (callbacks, logger)."""
-    built = []
-    for name, node in (cfg[group] or {}).items():
-        if node is not None:
-            built.append(build(cfg, f"{group}.{name}", **facts_by_name.get(name, {})))
-    return built
+def build_named(cfg: DictConfig, group: str, **facts_by_name: dict) -> dict:
+    """The enabled components of a name -> component group (callbacks, logger), by name."""
+    return {
+        name: build(cfg, f"{group}.{name}", **facts_by_name.get(name, {}))
+        for name, node in (cfg[group] or {}).items()
+        if node is not None
+    }
 
 
 def plain_partial(function):
@@ -79,10 +81,13 @@ def assemble(cfg: DictConfig, resuming: bool) -> Components:
         check_ensemble(cfg)
     data = build(cfg, "data")
     inner_steps = chunk_length(cfg.run.inner_steps, data.batch_size)
-    callbacks = build_named(cfg, "callbacks")
-    if cfg.run.ensemble > 1:  # no per-member best checkpoint: an ensemble's members report final metrics
+    named_callbacks = build_named(cfg, "callbacks")
+    callbacks = list(named_callbacks.values())
+    if cfg.run.ensemble > 1:
+        check_ensemble_callbacks(named_callbacks)
+        # No per-member best checkpoint: an ensemble's members report final metrics.
         callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
-    loggers = build_named(cfg, "logger", wandb=wandb_settings(cfg))
+    loggers = list(build_named(cfg, "logger", wandb=wandb_settings(cfg)).values())
     # A resumed run skips the sanity check (as Lightning does mid-run): it would draw from the restored RNG.
     no_sanity_check = {"num_sanity_val_steps": 0} if resuming else {}
     trainer = build(
@@ -198,6 +203,14 @@ def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
     return nets
 
 
+def check_ensemble_callbacks(callbacks: dict) -> None:
+    for name, callback in sorted(callbacks.items()):
+        if not isinstance(callback, ENSEMBLE_CALLBACKS):
+            raise ConfigError(
+                f"callbacks.{name} does not support run.ensemble>1; remove it (~callbacks.{name})"
+            )
+
+
 def check_ensemble(cfg: DictConfig) -> None:
     """An ensemble's members share one batch stream and one data set; say which key breaks that."""
     if cfg.run.mitigation != "none":
@@ -208,12 +221,6 @@ def check_ensemble(cfg: DictConfig) -> None:
         raise ConfigError("ensemble members must see the same batches: set data.batch_size=null (full batch)")
     if "${seed}" in OmegaConf.to_yaml(cfg.data):
         raise ConfigError("ensemble members must share the data, but data.seed follows seed: set data.seed")
-    extra = sorted(name for name, node in (cfg.callbacks or {}).items() if node is not None)
-    extra = [name for name in extra if name not in ENSEMBLE_CALLBACKS]
-    if extra:
-        raise ConfigError(
-            f"callbacks.{extra[0]} does not support ensemble>1; remove it (~callbacks.{extra[0]})"
-        )
     reweighter = get_class(cfg.weighting._target_)
     if reweighter.restarts_network:
         raise ConfigError(
