@@ -93,7 +93,7 @@ def assemble(cfg: DictConfig, resuming: bool) -> Components:
     trainer = build(
         cfg, "trainer", callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], **no_sanity_check
     )
-    data.setup("fit")
+    set_up(data)
     nets = member_networks(cfg, data)
     facts = {"n_groups": data.n_groups, "group_counts": data.group_counts, "n_train": data.n_train}
     reweighters = [build(cfg, "weighting", **facts) for _ in nets]
@@ -120,6 +120,16 @@ def assemble(cfg: DictConfig, resuming: bool) -> Components:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     lr = optimizer.keywords.get("lr")
     return Components(data, module, trainer, loggers, lr, len(nets), unstable)
+
+
+def set_up(data) -> None:
+    """Load the splits; a missing, corrupt or inconsistent data file is named in one sentence."""
+    try:
+        data.setup("fit")
+    except (OSError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"data: {error}") from error
 
 
 def reweighted_module(

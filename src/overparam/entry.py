@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from overparam import rundir
-from overparam.errors import ConfigError
+from overparam.errors import ConfigError, InputError
 from overparam.procedures.lr_search import monotone_learning_rate
 from overparam.procedures.sigma_search import shrink_sigma
 from overparam.run import RunResult, run
@@ -65,7 +65,7 @@ def main(cfg: DictConfig) -> float:
             sys.exit(f"error: {error}")
         print(f"refused: {error}", file=sys.stderr)  # another copy of this sweep runs the job: go on
         return float("nan")
-    except ConfigError as error:
+    except InputError as error:  # a config value or a data file, named in one sentence
         sys.exit(f"error: {error}")
     value = result.flat().get(cfg.get("objective", ""))
     return float("nan") if value is None else value

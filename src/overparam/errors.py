@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Bad input (a config value, a data file), reported as one sentence that names it."""
+
+
+class ConfigError(InputError):
     """A bad config value, reported as one sentence that names the key."""
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import lightning as L
+import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from conftest import QUIET, compose_config, record_overrides
 from overparam.data.celeba import CelebA
 from overparam.data.layouts import make_celeba, make_waterbirds
 from overparam.data.waterbirds import Waterbirds
 from overparam.entry import execute
-from overparam.errors import ConfigError
+from overparam.errors import ConfigError, InputError
 from overparam.models.resnet import ResNet
 
 TINY = [
@@ -169,3 +172,78 @@ def test_a_split_missing_a_group_or_a_row_with_a_bad_label_names_the_file_and_wh
     metadata.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=r"metadata.csv row 1 has label 2; expected one of \(0, 1\)"):
         Waterbirds(str(root), image_size=32, batch_size=4).setup()
+
+
+def make_images(tmp_path, dataset: str):
+    return (make_celeba if dataset == "celeba" else make_waterbirds)(tmp_path / "data")
+
+
+def image_run(tmp_path, dataset: str, pipeline: str, *extra: str):
+    """gdro_<dataset> on a generated folder in the real layout (its root returned with the config)."""
+    root = tmp_path / "data" if (tmp_path / "data").exists() else make_images(tmp_path, dataset)
+    weights = tmp_path / "resnet18-f37072fd.pth"
+    if not weights.exists():  # the same "pretrained" weights for every run of a test
+        torch.save(ResNet((3, 8, 8), 1000, "resnet18", False, None).net.state_dict(), weights)
+    overrides = [f"+experiment=gdro_{dataset}", f"data.root={root}", f"data.pipeline={pipeline}"]
+    overrides += [f"data.cache_dir={tmp_path / 'cache'}", f"model.weights_path={weights}", *TINY, *extra]
+    return root, compose_config(overrides, tmp_path / "run")
+
+
+@pytest.mark.parametrize("pipeline", ["files", "cached"])
+@pytest.mark.parametrize("dataset", ["celeba", "waterbirds"])
+def test_truncated_images_are_named_before_training(tmp_path, dataset, pipeline):
+    root, cfg = image_run(tmp_path, dataset, pipeline)
+    images = sorted(root.rglob("*.jpg"))
+    for image in images[3:5]:  # cut short, as an interrupted copy leaves them
+        image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    with pytest.raises(ConfigError) as raised:
+        execute(cfg)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("data: ")
+    assert "but it is a truncated JPEG (no end marker); 1 other file is bad too." in message
+    assert any(str(image) in message for image in images[3:5])
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained
+
+
+class CorruptAfterFirstEpoch(L.Callback):
+    """Replaces a training image with bytes that look complete but do not decode, after epoch 0."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 0:
+            self.path.write_bytes(b"\xff\xd8\xff" + bytes(200) + b"\xff\xd9")
+
+
+@pytest.mark.parametrize("dataset", ["celeba", "waterbirds"])
+def test_an_image_that_fails_to_decode_mid_run_ends_it_in_one_sentence_and_a_rerun_resumes(tmp_path, dataset):
+    image = sorted(make_images(tmp_path, dataset).rglob("*.jpg"))[0]
+    original = image.read_bytes()
+    corrupt = [
+        f"+callbacks.corrupt._target_={__name__}.CorruptAfterFirstEpoch",
+        f"+callbacks.corrupt.path={image}",
+    ]
+    two_epochs = ["trainer.max_steps=-1", "trainer.max_epochs=2", "data.num_workers=1"]  # decoded in a worker
+    _, cfg = image_run(tmp_path, dataset, "files", *two_epochs, *corrupt)
+    with pytest.raises(InputError) as raised:
+        execute(cfg)
+    assert str(raised.value).startswith(f"{image} cannot be decoded (") and "\n" not in str(raised.value)
+    run_dir = tmp_path / "run"
+    written = json.loads((run_dir / "metrics.json").read_text())
+    assert written["status"] == "failed" and written["error"] == str(raised.value)
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()  # epoch 0 kept
+    image.write_bytes(original)  # fixed: the same command resumes and finishes
+    resumed = execute(cfg)
+    _, uninterrupted = image_run(tmp_path, dataset, "files", *two_epochs)
+    with open_dict(uninterrupted):
+        uninterrupted.run_dir = str(tmp_path / "uninterrupted")
+    reference = execute(uninterrupted)
+    assert resumed.status == reference.status == "completed" and resumed.steps == reference.steps
+    assert json.loads((run_dir / "started.json").read_text())["attempt"] == 2
+    # Epoch 0 came from the checkpoint, as the uninterrupted run logged it. (Epoch 1 draws its crops in
+    # fresh DataLoader workers, so it matches only in distribution: workers are reseeded on a resume.)
+    first_epoch = [
+        pd.read_csv(d / "metrics.csv").query("epoch == 0") for d in (run_dir, tmp_path / "uninterrupted")
+    ]
+    pd.testing.assert_frame_equal(*first_epoch)

@@ -10,7 +10,7 @@ from torchvision.transforms import v2
 
 from overparam.data.base import GroupDataModule
 from overparam.data.image_cache import CachedPipeline, DeviceTransform
-from overparam.data.images import check_images_exist, check_pipeline, image_splits, normalized, require_files
+from overparam.data.images import check_image_files, check_pipeline, image_splits, normalized, require_files
 
 LAYOUT = "img_align_celeba/, list_attr_celeba.txt (or .csv) and list_eval_partition.txt (or .csv)"
 
@@ -75,7 +75,7 @@ class CelebA(GroupDataModule):
                 )
         table = attrs.join(partition, how="inner")
         paths = [self.root / "img_align_celeba" / name for name in table.index]
-        check_images_exist(paths, self.root / "list_attr_celeba")
+        check_image_files(paths, self.root / "list_attr_celeba")
         y = torch.tensor((table[self.target].values > 0).astype("int64"))
         a = torch.tensor((table[self.spurious].values > 0).astype("int64"))
         part = torch.tensor(table["partition"].values)

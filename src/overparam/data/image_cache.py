@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from overparam.data.base import Batch
+from overparam.errors import InputError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 PIPELINES = ("files", "cached")
@@ -35,13 +36,26 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "overparam" / "images"
 
 
+class UnreadableImage(InputError):
+    """An image file that cannot be decoded, named in one sentence (also when raised in a DataLoader
+    worker, whose re-raise wraps the message in the worker's traceback)."""
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        super().__init__(message.rsplit(marker, 1)[-1].strip() if marker in message else message)
+
+
 def read_rgb(path: Path) -> Image.Image:
-    """An image file as RGB, or one sentence naming the file that cannot be read."""
+    """An image file as RGB, or one sentence naming the file that cannot be decoded."""
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except (FileNotFoundError, OSError) as error:
-        raise FileNotFoundError(f"Could not read image {path}: {error}") from error
+    except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated, unidentified, corrupt
+        reason = str(error).split("\n")[0].replace(str(path), "the file")
+        raise UnreadableImage(
+            f"{path} cannot be decoded ({reason}); replace or remove it, then rerun the same command "
+            "(a run resumes from its last checkpoint)"
+        ) from None
 
 
 class Decode(Dataset):

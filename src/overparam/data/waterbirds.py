@@ -10,7 +10,7 @@ from torchvision.transforms import v2
 
 from overparam.data.base import GroupDataModule
 from overparam.data.image_cache import CachedPipeline, DeviceTransform
-from overparam.data.images import check_images_exist, check_pipeline, image_splits, normalized, require_files
+from overparam.data.images import check_image_files, check_pipeline, image_splits, normalized, require_files
 
 LAYOUT = "metadata.csv (columns img_filename, y, split, place) and the image folders it names"
 
@@ -54,7 +54,7 @@ class Waterbirds(GroupDataModule):
                 f"{metadata} lacks the column(s) {', '.join(sorted(missing))}; expected {LAYOUT}."
             )
         paths = [self.root / name for name in table["img_filename"]]
-        check_images_exist(paths, metadata)
+        check_image_files(paths, metadata)
         y, place = torch.tensor(table["y"].values), torch.tensor(table["place"].values)
         split = torch.tensor(table["split"].values)
         size = self.image_size
