@@ -89,3 +89,37 @@ def test_divergence_is_reported_at_the_same_step_for_every_chunk_length(tmp_path
     assert results[1000]["diverged_at_step"] == steps[1]
     assert results[1000]["last_finite_loss"] == pytest.approx(results[1]["last_finite_loss"], rel=1e-9)
     assert f"at step {steps[1]} " in results[1000]["error"]
+
+
+def test_the_stop_loss_ends_the_run_at_the_same_step_for_every_chunk_length(tmp_path):
+    """Seed 003's rule (stop once the full training loss is below a threshold) in chunks of GD steps."""
+    overrides = ["+experiment=minimizer_gd", "model.width=32", "callbacks.stop.stopping_threshold=5e-2"]
+    overrides += ["trainer.max_steps=3000", "data.n_train=50", *QUIET_NO_CHECKPOINTS]
+    plain = train(tmp_path, overrides, 1)
+    assert 0 < plain[0]["steps"] < 3000  # it stopped on the threshold
+    for inner in (100, "auto"):
+        chunked = train(tmp_path, overrides, inner)
+        assert chunked[0]["steps"] == plain[0]["steps"], inner
+        assert chunked[0]["metrics"]["train_eval/loss"] == pytest.approx(
+            plain[0]["metrics"]["train_eval/loss"], rel=1e-9
+        )
+
+
+def test_the_rise_test_of_the_learning_rate_search_sees_every_step_in_chunks(tmp_path):
+    """MonotoneDecay asks for a chunk end after every full-batch step: its record is the same for any
+    chunk length (a rise is caught at its step, not at a chunk's end)."""
+    monotone = [
+        "+callbacks.monotone._target_=overparam.callbacks.monotone.MonotoneDecay",
+        f"+callbacks.monotone.dirpath={tmp_path}/${{run.inner_steps}}",
+        "+callbacks.monotone.threshold=1e-9",
+    ]
+    overrides = ["+experiment=minimizer_gd", "recipe=adagrad", "model.width=32", "optim.lr=1.0"]
+    overrides += ["~lr_search", "trainer.max_steps=60", *QUIET_NO_CHECKPOINTS, *monotone]
+    records = {}
+    for inner in (1, 100):
+        train(tmp_path, overrides, inner)
+        records[inner] = json.loads((tmp_path / str(inner) / "monotone.json").read_text())
+    assert (
+        records[1]["steps"] == records[100]["steps"] and len(records[100]["losses"]) == records[100]["steps"]
+    )
+    assert records[100]["losses"] == pytest.approx(records[1]["losses"], rel=1e-9)
