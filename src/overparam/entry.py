@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from overparam import rundir
 from overparam.errors import ConfigError, InputError
+from overparam.loggers import route_library_logs
 from overparam.procedures.lr_search import monotone_learning_rate
 from overparam.procedures.sigma_search import shrink_sigma
 from overparam.run import RunResult, run
@@ -55,8 +56,16 @@ def run_procedure(cfg: DictConfig, procedure) -> RunResult:
 def main(cfg: DictConfig) -> float:
     """Run the job; a config error ends it with one sentence; a sweeper gets `cfg.objective` (NaN when
     the run diverged or failed, so a study records the trial instead of stopping)."""
-    # The CSV logger shares the run directory with Hydra's files and the checkpoints on purpose.
+    route_library_logs()
+    # The CSV logger and the checkpoints share the run directory with Hydra's files on purpose, and a
+    # resumed run finds its own checkpoints there.
     warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+    # In-memory splits are indexed in the main process (workers would only copy them); image datasets
+    # set data.num_workers themselves.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Epoch-level metrics are logged at every epoch's end whatever the step-logging interval.
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     try:
         result = execute(cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import sys
 from pathlib import Path
@@ -50,6 +51,16 @@ class AppendingWriter(ExperimentWriter):
             writer.writeheader()
             writer.writerows(self.rows)
         os.replace(tmp, path)
+
+
+def route_library_logs() -> None:
+    """Lightning gives its loggers a console handler of their own when imported before logging is set up
+    (always, here): send them through the root logger Hydra configured instead, so `train.log` holds them
+    and the console shows only their warnings."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True
 
 
 def wandb_settings(cfg: DictConfig) -> dict:

@@ -1,10 +1,53 @@
-"""The table printed at the end of a run: average, worst-group and per-group accuracy on each split (the
-mean and per-group loss for regression data)."""
+"""What a run prints: where it runs and what it runs at the start; at the end the table of average,
+worst-group and per-group accuracy on each split (the mean and per-group loss for regression data), and
+where its files are (with the command that resumes it, when it stopped)."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
+from rich.tree import Tree
+
+from overparam.rundir import LAST_CHECKPOINT
+
+# Train metrics measured in eval mode on the final model carry this prefix; `train/` ones are the running
+# training-mode averages of the last epoch.
+FINAL_TRAIN = "train_eval"
+
+
+def print_start(cfg: DictConfig, run_dir: Path) -> None:
+    """The run directory and the composed config as a compact tree: one line per group, its option and
+    its scalar settings."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    tree = Tree(f"run directory: {run_dir}")  # (the console wraps the settings, not this line)
+    for group in ("data", "model", "loss", "weighting", "optim", "trainer", "run"):
+        node = OmegaConf.to_container(cfg[group], resolve=True) if cfg[group] is not None else {}
+        settings = ", ".join(
+            f"{key}={value}"
+            for key, value in node.items()
+            if not key.startswith("_") and not isinstance(value, dict)
+        )
+        option = choices.get(group) or ""
+        line = f"{group}: {option} ({settings})" if option else f"{group}: {settings}"
+        tree.add(line)
+    Console().print(tree)
+
+
+def print_end(run_dir: Path, status: str) -> None:
+    """Where the run's files are; for a run that stopped (or failed after a checkpoint), the command that
+    resumes it."""
+    console = Console()
+    console.print(f"run directory: {run_dir} ({status})", soft_wrap=True)
+    resumable = status == "stopped" or (status == "failed" and (run_dir / LAST_CHECKPOINT).exists())
+    if resumable and HydraConfig.initialized():
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra.run.dir=")]
+        command = shlex.join(["python", "train.py", *overrides, f"hydra.run.dir={run_dir}"])
+        console.print(f"resume it with: {command}", soft_wrap=True)
 
 
 def print_report(
@@ -13,8 +56,9 @@ def print_report(
     splits = [s for s in ("train", "val", "test") if f"{s}/avg_acc" in metrics]
     table = Table(title="loss (final model)" if regression else "accuracy (final model)")
     table.add_column("")
+    running_train = "train" in splits and f"{FINAL_TRAIN}/avg_acc" not in metrics
     for split in splits:
-        table.add_column(split, justify="right")
+        table.add_column("train (running)" if split == "train" and running_train else split, justify="right")
     if regression:
         rows = [("mean", "loss")]
         if len(group_names) > 1:
@@ -29,6 +73,11 @@ def print_report(
         table.add_row(label, *(formatter(value) for value in values))
     console = Console()
     console.print(table)
+    if running_train:
+        console.print(
+            "train (running): the last epoch's average in training mode, as the weights moved; add train to "
+            "run.eval_splits for the final model on the training set"
+        )
     if "best/test/worst_group_acc" in best:
         console.print(
             f"best validation worst-group accuracy {fmt(best.get('best/val/worst_group_acc'))} "

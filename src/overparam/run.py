@@ -17,7 +17,7 @@ from overparam.components import Components, assemble
 from overparam.ensemble import write_members
 from overparam.errors import Diverged
 from overparam.evaluation import evaluate
-from overparam.report import print_report
+from overparam.report import print_end, print_report, print_start
 from overparam.validate import validate
 
 
@@ -55,6 +55,7 @@ def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
         if plan.action == "skip":
             print(f"skipped: {run_dir} already holds a {plan.previous['status']} run of this config")
             return RunResult.from_record(plan.previous)
+        print_start(cfg, run_dir)
         parts: Components | None = None
         outcome, started = {"status": "completed", "steps": 0}, time.time()
         try:
@@ -85,13 +86,17 @@ def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
             rundir.write_json(run_dir / "metrics.json", outcome)
             if parts is not None:
                 loggers.finish(parts.loggers, outcome["status"])
+            if outcome["status"] in ("stopped", "failed"):
+                print_end(run_dir, outcome["status"])
     report(parts, run_dir, outcome)
     return RunResult.from_record(outcome)
 
 
-def report(parts: Components, run_dir: Path, outcome: dict) -> None:
-    """An ensemble's members get run directories of their own; a single run prints its table."""
-    if parts.members > 1:
+def report(parts: Components | None, run_dir: Path, outcome: dict) -> None:
+    """An ensemble's members get run directories of their own; a single run prints its table; every run
+    says where its files are."""
+    if parts is not None and parts.members > 1:
         write_members(run_dir, outcome, parts.members)
-    elif outcome["status"] == "completed":
+    elif parts is not None and outcome["status"] == "completed":
         print_report(outcome["metrics"], parts.data.group_names, outcome["best"], parts.data.regression)
+    print_end(run_dir, outcome["status"])
