@@ -83,9 +83,13 @@ def test_a_killed_run_restarted_with_the_same_command_ends_exactly_as_an_uninter
         assert json.loads((interrupted / "metrics.json").read_text())["status"] == "stopped"
     else:
         assert not (interrupted / "metrics.json").exists()
+    before = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=False)["seconds"]
     resumed = run_cli([*args, f"hydra.run.dir={interrupted}"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "Restored all states from the checkpoint" in resumed.stderr
+    assert "Restored all states from the checkpoint" in (interrupted / "train.log").read_text()
+    assert (
+        json.loads((interrupted / "metrics.json").read_text())["seconds"] > before > 0
+    )  # every attempt counts
     same_run(tmp_path / "a", interrupted)
 
 

@@ -82,7 +82,8 @@ def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
             if parts is not None:
                 outcome.update(steps=parts.trainer.global_step, lr=parts.lr)
                 outcome.update({"members": parts.members} if parts.members > 1 else {})
-            outcome.update(seconds=round(time.time() - started, 3), config=config, **(record or {}))
+            seconds = plan.seconds_before + time.time() - started  # every attempt's time
+            outcome.update(seconds=round(seconds, 3), config=config, **(record or {}))
             rundir.write_json(run_dir / "metrics.json", outcome)
             if parts is not None:
                 loggers.finish(parts.loggers, outcome["status"])

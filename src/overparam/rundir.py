@@ -36,6 +36,7 @@ class Plan:
     action: str  # "skip" | "resume" | "start"
     ckpt_path: str | None = None
     previous: dict | None = None  # the finished run's metrics.json, when skipping
+    seconds_before: float = 0.0  # training time of earlier attempts up to the checkpoint resumed from
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -151,7 +152,7 @@ def prepare(run_dir: Path, config: dict) -> Plan:
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         keep_rows(run_dir / "metrics.csv", state.get("csv_rows", 0))
-        return Plan("resume", ckpt_path=str(checkpoint))
+        return Plan("resume", ckpt_path=str(checkpoint), seconds_before=float(state.get("seconds", 0.0)))
     if (run_dir / "metrics.csv").exists():  # an attempt that ended before its first checkpoint
         os.replace(run_dir / "metrics.csv", run_dir / f"metrics.attempt{attempt - 1}.csv")
     return Plan("start")

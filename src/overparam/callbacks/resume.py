@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import lightning as L
@@ -45,6 +46,11 @@ class ResumeCheckpoint(Checkpoint):
         self.train_metrics: dict = {}
         self.saved_step: int | None = None
         self.restored_batches: int | None = None
+        # Training time across attempts: what the resumed checkpoint had, plus this attempt's.
+        self.seconds_before, self.started = 0.0, time.time()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.started = time.time()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
@@ -70,6 +76,7 @@ class ResumeCheckpoint(Checkpoint):
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["batches_that_stepped"] = trainer.fit_loop.epoch_loop._batches_that_stepped
         checkpoint["rng_states"] = rng_states()
+        checkpoint["seconds"] = self.seconds_before + time.time() - self.started
         checkpoint["last_finite_objective"] = pl_module.last_finite_objective
         checkpoint["train_metrics"] = {
             k: v.detach().cpu() for k, v in trainer.callback_metrics.items() if k.startswith("train/")
@@ -85,6 +92,7 @@ class ResumeCheckpoint(Checkpoint):
         pl_module.last_finite_objective = checkpoint.get("last_finite_objective")
         self.train_metrics = checkpoint.get("train_metrics", {})
         self.restored_batches = checkpoint.get("batches_that_stepped")
+        self.seconds_before = checkpoint.get("seconds", 0.0)
 
     @staticmethod
     def restored_train_metrics(trainer: L.Trainer) -> dict:
