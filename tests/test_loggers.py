@@ -26,6 +26,7 @@ def test_wandb_runs_offline_with_one_group_per_sweep(tmp_path):
         raw = record.read_bytes()  # the run record holds group, tags and the logged config
         assert str(tmp_path).encode() in raw  # group = the sweep directory, shared by both jobs
         assert f"weighting={weighting}".encode() in raw and b"cmnist" in raw
+        assert "logger" not in record.parents[2].name and f"weighting={weighting}" in record.parents[2].name
         assert b"val/worst_group_acc" in raw and b"weights/group/y0_green" in raw and b"max_epochs" in raw
         assert (record.parents[2] / "metrics.csv").exists()
 
@@ -35,3 +36,14 @@ def test_tensorboard_writes_event_files(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
     assert (tmp_path / "metrics.csv").exists()
+
+
+def test_turning_wandb_on_finds_the_same_jobs_of_a_finished_sweep(tmp_path):
+    sweep = ["-m", "weighting=erm,gdro", *FAST, f"hydra.sweep.dir={tmp_path}"]
+    first = run_cli(sweep)
+    assert first.returncode == 0, first.stderr[-2000:]
+    jobs = sorted(path.parent.name for path in tmp_path.glob("*/metrics.json"))
+    again = run_cli([*sweep, "logger=wandb"], env={"WANDB_MODE": "offline"})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted(path.parent.name for path in tmp_path.glob("*/metrics.json")) == jobs
+    assert again.stdout.count("skipped: ") == 2 and not list(tmp_path.rglob("offline-run-*"))

@@ -28,7 +28,15 @@ from overparam.errors import ConfigError
 FINAL_STATUSES = ("completed", "diverged")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # Keys that may change between attempts without changing what is computed.
-COSMETIC_PREFIXES = ("run_dir", "ckpt_path", "logger", "callbacks.progress", "trainer.enable_progress_bar")
+COSMETIC_PREFIXES = (
+    "run_dir",
+    "ckpt_path",
+    "logger",
+    "callbacks.progress",
+    "trainer.enable_progress_bar",
+    "data.cache_dir",  # the decoded images are keyed by their files, wherever the cache is
+    "hydra",
+)
 
 
 @dataclass
