@@ -4,14 +4,15 @@ end, and no library warnings or tips in between, for a run, a resumed run and a 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
-from conftest import NO_PROGRESS, ROOT, run_cli
+from conftest import ROOT, run_cli
 
-SMALL = ["data.n_train=600", "data.n_val=200", "data.n_test=200", *NO_PROGRESS]
+SMALL = ["data.n_train=600", "data.n_val=200", "data.n_test=200"]  # the default progress callback
 NOISE = ("warn", "Tip", "💡", "INFO", "deprecated", "alembic")
 
 
@@ -42,6 +43,11 @@ def test_a_run_a_resumed_run_and_a_sweep_print_only_their_own_messages(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_quiet(resumed.stdout + resumed.stderr)
     assert "worst group" in resumed.stdout and f"run directory: {run_dir} (completed)" in resumed.stdout
+    # Not a terminal: a line per epoch instead of a bar, with the objective and the selection metric.
+    epochs = re.findall(
+        r"^epoch (\d+)  step \d+  train/objective \S+  val/worst_group_acc \S+$", resumed.stdout, re.M
+    )
+    assert epochs and epochs[-1] == "5"
     assert "Restored all states" in (run_dir / "train.log").read_text()  # the log is in the run's file
     sweep = run_cli(
         ["-m", *SMALL, "trainer.max_epochs=1", "weighting=erm,gdro", f"hydra.sweep.dir={tmp_path / 's'}"]

@@ -144,7 +144,7 @@ class ReweightedModule(L.LightningModule):
             on_step=True,
             on_epoch=False,
         )
-        self.log("train/objective", objective.detach(), on_step=True, on_epoch=False)
+        self.log("train/objective", objective.detach(), on_step=True, on_epoch=False, prog_bar=True)
         if reweighter_event == self.trainer.global_step:
             self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
@@ -189,7 +189,9 @@ class ReweightedModule(L.LightningModule):
 
     def log_split(self, split: str, metrics: GroupMetrics) -> None:
         logs = {f"{split}/{key}": value for key, value in metrics.compute().items()}
+        selection = {k: logs.pop(k) for k in [f"{split}/worst_group_acc"] if k in logs}
         self.log_dict({**logs, "step": float(self.trainer.global_step), "epoch": float(self.current_epoch)})
+        self.log_dict(selection, prog_bar=True)  # the model-selection metric, beside the loss on the bar
         metrics.reset()
 
     def on_train_epoch_end(self) -> None:

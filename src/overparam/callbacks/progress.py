@@ -1,0 +1,33 @@
+"""Progress: Lightning's rich bar in a terminal; elsewhere (SLURM .out files, nohup, pipes) one line per
+epoch with the same numbers."""
+
+from __future__ import annotations
+
+import sys
+
+import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
+
+
+class Progress(RichProgressBar):
+    """The bar shows the training objective and the model-selection metric (`val/worst_group_acc`); when
+    stdout is not a terminal it is replaced by a line per epoch: step, objective and that metric."""
+
+    def __init__(self, metrics: tuple[str, ...] = ("train/objective", "val/worst_group_acc")) -> None:
+        super().__init__()
+        self.metrics = tuple(metrics)
+        self.lines = not sys.stdout.isatty()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.lines:
+            self.disable()
+        else:
+            super().setup(trainer, pl_module, stage)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.lines:
+            super().on_train_epoch_end(trainer, pl_module)
+            return
+        logged = trainer.callback_metrics
+        numbers = "  ".join(f"{name} {float(logged[name]):.4g}" for name in self.metrics if name in logged)
+        print(f"epoch {trainer.current_epoch}  step {trainer.global_step}  {numbers}", flush=True)
