@@ -50,7 +50,9 @@ def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
         assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision(before)
-    with pytest.raises(ConfigError, match=r"^matmul_precision must be one of highest, high, medium or null"):
+    with pytest.raises(
+        ConfigError, match=r"^run\.matmul_precision must be one of highest, high, medium, null, got 'fast'$"
+    ):
         execute(compose_config(["run.matmul_precision=fast"], tmp_path / "bad"))
 
 

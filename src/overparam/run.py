@@ -84,7 +84,8 @@ def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
                 outcome.update({"members": parts.members} if parts.members > 1 else {})
             seconds = plan.seconds_before + time.time() - started  # every attempt's time
             outcome.update(seconds=round(seconds, 3), config=config, **(record or {}))
-            rundir.write_json(run_dir / "metrics.json", outcome)
+            if not rundir.is_secondary_rank():
+                rundir.write_json(run_dir / "metrics.json", outcome)
             if parts is not None:
                 loggers.finish(parts.loggers, outcome["status"])
             if outcome["status"] in ("stopped", "failed"):

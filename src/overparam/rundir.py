@@ -124,10 +124,26 @@ def describe_holder(text: str) -> str:
         return "another process"
 
 
+def is_secondary_rank() -> bool:
+    """Whether this process is a further rank of a multi-process run (Lightning's DDP launcher and SLURM
+    start one process per device with the same command): the first rank owns the run directory."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("LOCAL_RANK", "RANK", "SLURM_PROCID"))
+
+
+def plan_of_rank(run_dir: Path) -> Plan:
+    """What a further rank does, read from the directory its first rank prepared (it writes nothing)."""
+    checkpoint = run_dir / LAST_CHECKPOINT
+    return Plan("resume", ckpt_path=str(checkpoint)) if checkpoint.exists() else Plan("start")
+
+
 @contextlib.contextmanager
 def claimed(run_dir: Path, config: dict) -> Iterator[Plan]:
     """Hold `run_dir` for this process (a second one is refused before anything is written) and say what
-    to do in it; the lock is released when the block ends."""
+    to do in it; the lock is released when the block ends. A further rank of the same run neither locks
+    nor writes: it follows its first rank."""
+    if is_secondary_rank():
+        yield plan_of_rank(run_dir)
+        return
     lock = RunLock(run_dir)
     lock.acquire()
     try:

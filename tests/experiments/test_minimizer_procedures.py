@@ -183,7 +183,9 @@ def test_cross_entropy_variant_uses_twice_n_over_lambda_max_and_large_sigma_hurt
 
 
 def test_bad_procedure_settings_are_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"^grd is not a setting of lr_search; did you mean grid\?$"):
+    with pytest.raises(
+        ConfigError, match=r"^lr_search\.grd is not a setting of lr_search; did you mean grid\?$"
+    ):
         execute(compose_config([*EXPERIMENT, "recipe=adagrad", "+lr_search.grd=[0.1]"], tmp_path))
     with pytest.raises(ConfigError, match=r"^lr_search chooses optim\.lr itself: set run.lr_scale=null$"):
         execute(compose_config([*EXPERIMENT, "recipe=adagrad", "run.lr_scale=0.5"], tmp_path / "b"))
