@@ -65,9 +65,36 @@ def sweep_group() -> str | None:
     return None
 
 
+def option_help() -> str:
+    """Every config group under the primary config directory, each option with the first line of its
+    YAML header comment (what `python train.py --help` lists)."""
+    sources = HydraConfig.get().runtime.config_sources if HydraConfig.initialized() else []
+    folders = [
+        Path(source.path) for source in sources if source.provider == "main" and source.schema == "file"
+    ]
+    if not folders:
+        return ""
+    lines = []
+    for group in sorted(p for p in folders[0].iterdir() if p.is_dir() and p.name != "hydra"):
+        lines.append(f"{group.name}:")
+        for option in sorted(group.glob("*.yaml")):
+            lines.append(f"  {option.stem:<34} {first_comment(option)}".rstrip())
+    return "\n".join(lines).replace("$", "$$")  # Hydra fills the help template with string.Template
+
+
+def first_comment(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("#") and "@package" not in line:
+            return line.lstrip("# ").strip()
+        if line.strip() and not line.startswith("#"):
+            break
+    return ""
+
+
 for name, resolver in (
     ("experiment_name", chosen_experiment),
     ("job_dirname", job_dirname),
     ("sweep_group", sweep_group),
+    ("option_help", option_help),
 ):
     OmegaConf.register_new_resolver(name, resolver, replace=True)

@@ -15,7 +15,7 @@ OPTIONS = sorted(p for p in CONF.glob("*/*.yaml") if p.parent.name not in ("expe
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 NEEDS_FILES = {"celeba", "waterbirds"}
 # Groups whose options set keys elsewhere in the config (`@package _global_` or `model`), added with `+`.
-SETTING_GROUPS = {"recipe": "optim", "node_scaling": "model", "convention": "model"}
+SETTING_GROUPS = {"recipe": "optim", "node_scaling": "model", "convention": "model", "debug": "trainer"}
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda p: f"{p.parent.name}={p.stem}")
@@ -186,3 +186,25 @@ def test_the_readme_config_group_table_lists_every_option():
         named = set(re.findall(r"`(\w+)`", rows.get(group.name, "")))
         missing = sorted(option.stem for option in group.glob("*.yaml") if option.stem not in named)
         assert not missing, f"README config-group table, row {group.name}: {missing}"
+
+
+def test_every_option_says_what_it_is_for_and_help_lists_it():
+    """`python train.py --help` lists each group's options with the first line of their header comment."""
+    from conftest import run_cli
+
+    result = run_cli(["--help"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    for option in OPTIONS + sorted((CONF / "experiment").glob("*.yaml")):
+        lines = [line for line in option.read_text().splitlines() if "@package" not in line]
+        assert lines[0].startswith("# "), f"{option.parent.name}/{option.name} has no header comment"
+        listed = f"  {option.stem:<34} {lines[0][2:].strip()}"
+        assert listed in result.stdout, listed
+    assert "python train.py --cfg job -p weighting" in result.stdout and "debug=default" in result.stdout
+
+
+def test_debug_is_a_one_batch_smoke_run(tmp_path):
+    from conftest import QUIET
+    from overparam.entry import execute
+
+    result = execute(compose_config(["debug=default", *QUIET], tmp_path))
+    assert result.status == "completed" and result.steps == 1
