@@ -12,27 +12,25 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from overparam.results.collect import collect, curves, job_dirs, overrides, summarize  # noqa: E402
+from overparam.results.figures import band_line, by_setting, swept_keys  # noqa: E402
 from overparam.results.figures.seed000 import LABELS  # noqa: E402
 
 
 def synthetic(sweep_dir: Path):
-    """Validation worst-group accuracy against the GD step, mean over seeds, one line per method."""
-    logged = curves(sweep_dir).dropna(subset=["val/worst_group_acc"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for weighting, part in logged.groupby("weighting"):
-        mean = part.groupby("step")[["val/worst_group_acc", "train/loss"]].mean()
-        mean = mean[mean.index > 0]
-        axes[0].plot(mean.index, mean["val/worst_group_acc"], label=LABELS.get(weighting, weighting))
-        axes[1].plot(mean.index, mean["train/loss"], label=LABELS.get(weighting, weighting))
-    axes[0].set(
-        xscale="log",
-        xlabel="GD step",
-        ylabel="worst-group accuracy (val)",
-        title="Reweighting helps early, then falls to ERM",
-    )
-    axes[1].set(xscale="log", yscale="log", xlabel="GD step", title="training loss R̂")
-    for ax in axes:
-        ax.legend()
+    """Validation worst-group accuracy and the training loss against the optimizer step: one line per
+    setting (every swept key but the seed), the mean over seeds with a band from the lowest to the
+    highest."""
+    logged = curves(sweep_dir)
+    keys = swept_keys(logged)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    panels = (("val/worst_group_acc", "worst-group accuracy (validation)"), ("train/loss", "training loss"))
+    for label, part in by_setting(logged, keys, LABELS):
+        for ax, (metric, _) in zip(axes, panels):
+            band_line(ax, part.dropna(subset=[metric]).groupby("step")[metric], label)
+    for ax, (_, name) in zip(axes, panels):
+        ax.set(xscale="log", xlabel="optimizer step", ylabel=name, title=f"{name}, mean and range over seeds")
+        ax.legend(fontsize=8)
+    axes[1].set_yscale("log")
     fig.tight_layout()
     return fig
 
