@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import lightning as L
 import pandas as pd
 import pytest
 import torch
@@ -43,11 +44,12 @@ def test_matmul_precision_switch_sets_torch_and_bad_values_are_named(tmp_path):
                 "model.width=32",
                 "run.matmul_precision=high",
                 "trainer.max_steps=2",
+                "+callbacks.probe._target_=test_fast_paths.PrecisionProbe",
             ],
             tmp_path,
         )
         execute(cfg)
-        assert torch.get_float32_matmul_precision() == "high"
+        assert PrecisionProbe.seen == "high"  # in effect while training, not only afterwards
     finally:
         torch.set_float32_matmul_precision(before)
     with pytest.raises(
@@ -79,3 +81,12 @@ def test_auto_inner_steps_chunk_a_batch_split_of_one_and_give_the_plain_run(tmp_
         ConfigError, match=r"^run.inner_steps=5 would take that many steps on every mini-batch"
     ):
         chunk_length(5, 10)
+
+
+class PrecisionProbe(L.Callback):
+    """Records the float32 matmul precision in effect when training starts."""
+
+    seen: str | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        PrecisionProbe.seen = torch.get_float32_matmul_precision()
