@@ -43,7 +43,7 @@ def paper_runs(tmp_path_factory, simulated):
     runs = {}
     for scaling in SCALINGS:
         job = tmp_path_factory.mktemp(scaling)
-        cfg = compose_config([*PAPER_RUN, "+convention=paper", f"node_scaling={scaling}"], job)
+        cfg = compose_config([*PAPER_RUN, "+recipe=asym_paper", f"node_scaling={scaling}"], job)
         execute(cfg)
         data = instantiate(cfg.data)
         data.setup()
@@ -80,9 +80,9 @@ def test_ntg_at_initialization_is_bounded_below_by_half_gamma_kappa(gamma, simul
 
 
 def test_paper_convention_keeps_flow_time_per_step(tmp_path):
-    """`+convention=paper` (½Σ loss, η = 2/(nC)) takes the same gradient-flow time per step as the code's
+    """`+recipe=asym_paper` (½Σ loss, η = 2/(nC)) takes the same gradient-flow time per step as the code's
     mean squared error with η = 1: 2,000 steps are t = 40 in both."""
-    for convention, overrides in (("code", []), ("paper", ["+convention=paper"])):
+    for convention, overrides in (("code", []), ("paper", ["+recipe=asym_paper"])):
         execute(compose_config([*PAPER_RUN, *overrides], tmp_path / convention))
         result = json.loads((tmp_path / convention / "metrics.json").read_text())
         assert result["metrics"]["probe/flow_time"] == pytest.approx(40.0)

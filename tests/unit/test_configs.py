@@ -15,7 +15,7 @@ OPTIONS = sorted(p for p in CONF.glob("*/*.yaml") if p.parent.name not in ("expe
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 NEEDS_FILES = {"celeba", "waterbirds"}
 # Groups whose options set keys elsewhere in the config (`@package _global_` or `model`), added with `+`.
-SETTING_GROUPS = {"recipe": "optim", "node_scaling": "model", "convention": "model", "debug": "trainer"}
+SETTING_GROUPS = {"recipe": "optim", "node_scaling": "model", "debug": "trainer"}
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda p: f"{p.parent.name}={p.stem}")
@@ -23,7 +23,7 @@ def test_every_option_composes_and_instantiates(option, tmp_path):
     group, name = option.parent.name, option.stem
     if group in SETTING_GROUPS:
         base = ["+experiment=asym_sim"] if group != "recipe" else ["+experiment=minimizer_gd"]
-        prefix = "+" if group == "convention" else ""  # recipe and node_scaling are in the defaults lists
+        prefix = ""  # recipe, node_scaling and debug are in the defaults lists
         plain, chosen = compose_config(base), compose_config([*base, f"{prefix}{group}={name}"])
         assert chosen[SETTING_GROUPS[group]]._target_  # the option composes onto its experiment
         assert chosen != plain or name in ("gd", "iid", "code")  # and changes it (but for the defaults)
