@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -146,3 +147,9 @@ def test_optuna_tunes_group_dro_on_validation_worst_group_accuracy(tmp_path):
     etas = [trial["config"]["weighting"]["eta"] for trial in trials]
     assert len(set(etas)) == 3 and all(1e-3 <= eta <= 1.0 for eta in etas)  # sampled, log-uniform range
     assert found["best_value"] == max(trial["best"]["best/val/worst_group_acc"] for trial in trials)
+    # Trial directories are short and flat (no 17-digit floats), and the console has no plugin chatter.
+    names = [path.parent.name for path in tmp_path.glob("*/metrics.json")]
+    values = [item.split("=", 1)[1] for name in names for item in name.split(",") if "=" in item]
+    sampled = [v for v in values if re.fullmatch(r"[\d.e-]+", v) and "." in v]
+    assert sampled and all(v == f"{float(v):.4g}" for v in sampled), names  # 4 significant digits
+    assert "setup plugin" not in result.stdout + result.stderr
