@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pandas as pd
 import pytest
 import torch
@@ -26,8 +27,8 @@ from overparam.module import ReweightedModule
 SMALL = ["data.n_train=600", "data.n_val=200", "data.n_test=200", "trainer.max_epochs=6"]
 
 
-def start(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline"}
+def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
     return subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=ROOT,
@@ -226,15 +227,30 @@ def test_a_run_without_the_best_checkpoint_still_resumes_and_completes(tmp_path)
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
 
 
+class WaitForFile(L.Callback):
+    """Holds a run at the start of its second epoch (its first checkpoint written) until `path` exists,
+    so a test knows the run is still alive."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        deadline = time.time() + 300 if trainer.current_epoch == 1 else 0
+        while not self.path.exists() and time.time() < deadline:
+            time.sleep(0.05)
+
+
 def test_a_second_process_on_a_directory_in_use_is_refused_and_the_first_run_is_untouched(tmp_path):
     """One process per run directory: the second exits at once with one sentence naming the holder and
     writes nothing; the first ends exactly as a solo run."""
-    args = ["data.n_train=600", "data.n_val=200", "data.n_test=200", "trainer.max_epochs=40", *NO_PROGRESS]
+    gate = tmp_path / "go"
+    args = ["data.n_train=600", "data.n_val=200", "data.n_test=200", "trainer.max_epochs=3", *NO_PROGRESS]
+    args += ["+callbacks.gate._target_=test_reliability.WaitForFile", f"+callbacks.gate.path={gate}"]
     busy = tmp_path / "busy"
-    first = start([*args, f"hydra.run.dir={busy}"])
-    wait_for(busy / "started.json", first)
-    second = run_cli([*args, f"hydra.run.dir={busy}"])
-    assert first.poll() is None, "the first run ended before the second started: lengthen it"
+    first = start([*args, f"hydra.run.dir={busy}"], env={"PYTHONPATH": str(ROOT / "tests")})
+    wait_for(busy / "checkpoints" / "last.ckpt", first)  # after epoch 0, held at the gate
+    second = run_cli([*args, f"hydra.run.dir={busy}"], env={"PYTHONPATH": str(ROOT / "tests")})
+    gate.touch()
     assert second.returncode != 0 and "Traceback" not in second.stderr
     assert (
         second.stderr.strip()
@@ -243,7 +259,7 @@ def test_a_second_process_on_a_directory_in_use_is_refused_and_the_first_run_is_
     )
     assert first.wait(timeout=600) == 0, first.stderr.read()[-2000:]
     assert json.loads((busy / "started.json").read_text())["attempt"] == 1
-    solo = run_cli([*args, f"hydra.run.dir={tmp_path / 'solo'}"])
+    solo = run_cli([*args, f"hydra.run.dir={tmp_path / 'solo'}"], env={"PYTHONPATH": str(ROOT / "tests")})
     assert solo.returncode == 0, solo.stderr[-2000:]
     same_run(tmp_path / "solo", busy)
 
