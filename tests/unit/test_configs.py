@@ -208,3 +208,18 @@ def test_debug_is_a_one_batch_smoke_run(tmp_path):
 
     result = execute(compose_config(["debug=default", *QUIET], tmp_path))
     assert result.status == "completed" and result.steps == 1
+
+
+GALLERY = [line.split() for line in (CONF.parent / "docs" / "gallery.txt").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("line", [g for g in GALLERY if g and not g[0].startswith("#")], ids=lambda g: g[0])
+def test_every_gallery_line_composes_and_validates(line):
+    """`make figures` runs these lines: each composes (first value of every sweep) and passes validation."""
+    import re
+
+    from overparam.validate import validate
+
+    experiment, *overrides = line
+    first_values = [o if "[" in o else re.sub(r"=([^,]+),.*$", r"=\1", o) for o in overrides]
+    validate(compose_config([f"+experiment={experiment}", *first_values, "callbacks.checkpoint=null"]))
