@@ -55,3 +55,4 @@ def test_a_run_a_resumed_run_and_a_sweep_print_only_their_own_messages(tmp_path)
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     assert_quiet(sweep.stdout + sweep.stderr)
     assert sweep.stdout.count("run directory: ") == 4  # each job says where it runs, at start and end
+    assert re.search(r"^\[[^\]]*weighting=erm\] epoch 0  step \d+  train/objective", sweep.stdout, re.M)
