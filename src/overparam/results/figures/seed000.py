@@ -69,10 +69,10 @@ def fig1(sweep_dir: Path):
     gdro = logged[logged["weighting"].str.startswith("gdro")].dropna(subset=["weights/group/digit0"])
     for column in [c for c in gdro.columns if c.startswith("weights/group/")]:
         axes[3].plot(gdro["step"], gdro[column], label=column.rsplit("/", 1)[-1])
-    axes[3].set(xscale="log", xlabel="GD step", title="(d) Group DRO group weights")
+    axes[3].set(xscale="log", xlabel="GD step (full batch)", title="(d) Group DRO group weights")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.suptitle("Seed 000 Fig. 1: ERM, IW and Group DRO converge to the same interpolator (squared loss)")
+    fig.suptitle("Seed 000 Fig. 1: ERM, IW and Group DRO from the same θ0, squared loss, full-batch GD")
     fig.tight_layout()
     return fig
 
@@ -89,9 +89,7 @@ def fig2(sweep_dir: Path):
         axes[2 * k + 1].set(yscale="log", title=f"μ = {mu}: ‖θ − θ_ERM‖")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.suptitle(
-        "Seed 000 Fig. 2: a small penalty changes nothing; only one keeping the loss up separates the methods"
-    )
+    fig.suptitle("Seed 000 Fig. 2: the methods under the penalty μ/2‖θ − θ0‖², one row per μ")
     fig.tight_layout()
     return fig
 
@@ -111,7 +109,7 @@ def fig3(sweep_dir: Path):
         for ax in row:
             ax.legend(fontsize=8)
     fig.suptitle(
-        "Seed 000 Fig. 3: the logistic loss forgets the weights (max margin); a polynomial tail does not"
+        "Seed 000 Fig. 3: the methods under the logistic and a polynomially-tailed loss, one row each"
     )
     fig.tight_layout()
     return fig
@@ -155,7 +153,7 @@ def width(sweep_dir: Path):
         yscale="log",
         xlabel="width d",
         ylabel="sup_x |f − f_ERM| on test images",
-        title="Wide networks: GRW → ERM as the width grows",
+        title="gap between each method and ERM against the width",
     )
     widths = sorted(gaps["width"].unique())
     ax.set_xticks(widths, [str(w) for w in widths])
