@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pandas as pd
+import pytest
 
 from conftest import record_overrides
 from overparam.results.figures.seed001 import synthetic
@@ -38,3 +39,27 @@ def test_the_synthetic_figure_keeps_every_swept_setting_apart(tmp_path):
     assert len(labels) == 4 and all("optim.weight_decay=" in label for label in labels)
     assert fig.axes[0].get_xlabel() == "optimizer step"
     assert "helps" not in fig.axes[0].get_title()  # it describes, it does not conclude
+
+
+def test_seed000_method_lines_split_every_other_swept_key_and_average_seeds():
+    import matplotlib.pyplot as plt
+
+    from overparam.results.figures.seed000 import plot_by_method
+
+    rows = [
+        {"weighting": w, "optim.lr": lr, "seed": str(seed), "step": step, "train/loss": 1.0 / step + seed}
+        for w in ("erm", "gdro_nu1")
+        for lr in ("0.01", "0.1")
+        for seed in (0, 1)
+        for step in (1, 10, 100)
+    ]
+    fig, ax = plt.subplots()
+    plot_by_method(ax, pd.DataFrame(rows), "train/loss")
+    lines = ax.get_lines()
+    assert sorted(line.get_label() for line in lines) == [
+        "ERM, optim.lr=0.01",
+        "ERM, optim.lr=0.1",
+        "Group DRO, optim.lr=0.01",
+        "Group DRO, optim.lr=0.1",
+    ]
+    assert list(lines[0].get_ydata()) == pytest.approx([1.5, 0.6, 0.51])  # the mean over both seeds

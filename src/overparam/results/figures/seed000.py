@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from overparam.results.collect import curves, snapshots  # noqa: E402
+from overparam.results.figures import band_line, by_setting, swept_keys  # noqa: E402
 
 LABELS = {
     "erm": "ERM",
@@ -47,11 +48,14 @@ def weight_gaps(sweep_dir: Path, split_by: str | None = None, normalize: bool = 
 
 
 def plot_by_method(ax, frame: pd.DataFrame, y: str, skip_erm: bool = False) -> None:
-    for weighting, part in frame.dropna(subset=[y]).groupby("weighting"):
-        if skip_erm and weighting == "erm":
+    """One line per method and per setting of every other swept key: the mean over seeds at every step,
+    with their range as a band."""
+    frame = frame.dropna(subset=[y])
+    keys = ["weighting", *[key for key in swept_keys(frame) if key != "weighting"]]
+    for label, part in by_setting(frame, keys, LABELS):
+        if skip_erm and part["weighting"].iloc[0] == "erm":
             continue
-        part = part[part["step"] > 0]
-        ax.plot(part["step"], part[y], label=LABELS.get(weighting, weighting))
+        band_line(ax, part.groupby("step")[y], label.removeprefix("weighting="))
     ax.set_xscale("log")
     ax.set_xlabel("GD step")
 
