@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from overparam.module import EVAL_PREFIXES
 from overparam.rundir import LAST_CHECKPOINT
 
-# Train metrics measured in eval mode on the final model carry this prefix; `train/` ones are the running
+# Train metrics measured in eval mode carry the module's evaluation prefix; `train/` ones are the running
 # training-mode averages of the last epoch.
-FINAL_TRAIN = "train_eval"
+FINAL_TRAIN = EVAL_PREFIXES["train"]
 
 
 def print_start(cfg: DictConfig, run_dir: Path) -> None:
