@@ -63,3 +63,8 @@ def test_seed000_method_lines_split_every_other_swept_key_and_average_seeds():
         "Group DRO, optim.lr=0.1",
     ]
     assert list(lines[0].get_ydata()) == pytest.approx([1.5, 0.6, 0.51])  # the mean over both seeds
+    # A plotted value without a "/" in its name (the weight gaps) is not a setting to split by.
+    fig, ax = plt.subplots()
+    gaps = pd.DataFrame(rows).rename(columns={"train/loss": "gap"})
+    plot_by_method(ax, gaps, "gap")
+    assert len(ax.get_lines()) == 4

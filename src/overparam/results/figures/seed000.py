@@ -51,7 +51,7 @@ def plot_by_method(ax, frame: pd.DataFrame, y: str, skip_erm: bool = False) -> N
     """One line per method and per setting of every other swept key: the mean over seeds at every step,
     with their range as a band."""
     frame = frame.dropna(subset=[y])
-    keys = ["weighting", *[key for key in swept_keys(frame) if key != "weighting"]]
+    keys = ["weighting", *[key for key in swept_keys(frame.drop(columns=[y])) if key != "weighting"]]
     for label, part in by_setting(frame, keys, LABELS):
         if skip_erm and part["weighting"].iloc[0] == "erm":
             continue
