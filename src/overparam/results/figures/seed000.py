@@ -93,7 +93,7 @@ def fig2(sweep_dir: Path):
         axes[2 * k + 1].set(yscale="log", title=f"μ = {mu}: ‖θ − θ_ERM‖")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.suptitle("Seed 000 Fig. 2: the methods under the penalty μ/2‖θ − θ0‖², one row per μ")
+    fig.suptitle("Seed 000 Fig. 2: the methods under the penalty μ/2‖θ − θ0‖², two panels per μ")
     fig.tight_layout()
     return fig
 
