@@ -29,9 +29,9 @@ def sweep(tmp_path, steps: int):
                 )
             )
             record_overrides(job, [f"loss={loss}", f"weighting={weighting}"])
-    gaps = weight_gaps(tmp_path, split_by="loss", normalize=True)
+    gaps = weight_gaps(tmp_path, normalize=True)
     iw = gaps[gaps["weighting"] == "iw"]
-    return {loss: part.set_index("step")["gap"] for loss, part in iw.groupby("split")}
+    return {loss: part.set_index("step")["gap"] for loss, part in iw.groupby("loss")}
 
 
 def check_fig3_claims(gaps: dict, steps: int) -> None:

@@ -46,3 +46,48 @@ def band_line(ax, per_step, label: str) -> None:
     stats = stats[stats.index > 0]
     (line,) = ax.plot(stats.index, stats["mean"], label=label)
     ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def merged_keys(table, by: list[str], settings=None) -> list[str]:
+    """The swept settings (the seed aside) that take more than one value inside a group of `by`: a figure
+    that split its lines by `by` alone would merge them. `settings` names the candidate columns where
+    the table holds more than overrides and metrics (a figure's own derived columns)."""
+    candidates = [k for k in swept_keys(table) if settings is None or k in settings]
+    if not by:
+        return candidates
+    inside = table.groupby(by, dropna=False)
+    return [k for k in candidates if k not in by and (inside[k].nunique(dropna=False) > 1).any()]
+
+
+def lines(table, by: list[str], along: str | None = None, settings=None):
+    """Group `table` into a figure's lines: by `by` and by every other swept setting that varies inside
+    those groups at one point `along` the x-axis (so the override behind the x column is not split
+    again). Yields (the value of `by`, a scalar when `by` has one key; a label of the other settings, ""
+    when there are none; the rows, every seed and x of that setting)."""
+    extra = [k for k in merged_keys(table, [*by, *([along] if along else [])], settings) if k != along]
+    keys = [*by, *extra]
+    if not keys:
+        yield (), "", table
+        return
+    for values, part in table.groupby(keys, dropna=False, sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        suffix = setting_label(extra, values[len(by) :])
+        yield (values[0] if len(by) == 1 else values[: len(by)]), suffix, part
+
+
+def setting_label(keys, values) -> str:
+    """ "key=value, key=value" for the settings of one line or row."""
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, values))
+
+
+def joined(*parts: str) -> str:
+    """A line's label from its parts, the empty ones left out."""
+    return ", ".join(part for part in parts if part)
+
+
+def override_keys(jobs) -> set[str]:
+    """Every key any of these run directories overrides: the candidate settings of a figure whose own
+    table also holds columns derived from each run's config."""
+    from overparam.results.collect import overrides
+
+    return {key for job in jobs for key in overrides(job)}

@@ -11,7 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from overparam.results.collect import curves, snapshots  # noqa: E402
-from overparam.results.figures import band_line, by_setting, swept_keys  # noqa: E402
+from overparam.results.figures import (  # noqa: E402
+    band_line,
+    by_setting,
+    joined,
+    lines,
+    mean_std_line,
+    swept_keys,
+    ticks_at,
+)
 
 LABELS = {
     "erm": "ERM",
@@ -23,27 +31,38 @@ LABELS = {
 }
 
 
-def weight_gaps(sweep_dir: Path, split_by: str | None = None, normalize: bool = False) -> pd.DataFrame:
-    """‖θ_m(t) − θ_ERM(t)‖ (or between θ/‖θ‖ if `normalize`) for every method m, from the snapshots."""
-    runs = snapshots(sweep_dir)
+def erm_of(run: dict, runs) -> dict | None:
+    """The ERM run with the same overrides as `run` but the weighting (same seed, width, loss, ...)."""
+    setting = {k: v for k, v in run["overrides"].items() if k != "weighting"}
+    return next(
+        (
+            other
+            for other in runs
+            if other["overrides"].get("weighting") == "erm"
+            and {k: v for k, v in other["overrides"].items() if k != "weighting"} == setting
+        ),
+        None,
+    )
+
+
+def weight_gaps(sweep_dir: Path, normalize: bool = False) -> pd.DataFrame:
+    """‖θ_m(t) − θ_ERM(t)‖ (or between θ/‖θ‖ if `normalize`) for every run, against the ERM run of its
+    setting, from the snapshots; one row per run and step with the run's overrides."""
+    runs = list(snapshots(sweep_dir).values())
     rows = []
-    for run in runs.values():
-        key = run["overrides"].get(split_by) if split_by else None
-        erm = next(
-            r
-            for r in runs.values()
-            if r["overrides"].get("weighting") == "erm"
-            and (split_by is None or r["overrides"].get(split_by) == key)
-        )
+    for run in runs:
+        erm = erm_of(run, runs)
+        if erm is None:
+            continue
         theta, reference = run["theta"], erm["theta"]
         if normalize:
             theta = theta / theta.norm(dim=1, keepdim=True)
             reference = reference / reference.norm(dim=1, keepdim=True)
         gap = (theta - reference).norm(dim=1)
-        for step, value in zip(run["step"].tolist(), gap.tolist()):
-            rows.append(
-                {"weighting": run["overrides"]["weighting"], "split": key, "step": step, "gap": value}
-            )
+        rows += [
+            {**run["overrides"], "step": step, "gap": value}
+            for step, value in zip(run["step"].tolist(), gap.tolist())
+        ]
     return pd.DataFrame(rows)
 
 
@@ -71,8 +90,9 @@ def fig1(sweep_dir: Path):
     plot_by_method(axes[2], logged, "param/norm")
     axes[2].set(title="(c) ‖θ‖")
     gdro = logged[logged["weighting"].str.startswith("gdro")].dropna(subset=["weights/group/digit0"])
-    for column in [c for c in gdro.columns if c.startswith("weights/group/")]:
-        axes[3].plot(gdro["step"], gdro[column], label=column.rsplit("/", 1)[-1])
+    for _, setting, part in lines(gdro, ["weighting"]):
+        for column in [c for c in gdro.columns if c.startswith("weights/group/")]:
+            band_line(axes[3], part.groupby("step")[column], joined(column.rsplit("/", 1)[-1], setting))
     axes[3].set(xscale="log", xlabel="GD step (full batch)", title="(d) Group DRO group weights")
     for ax in axes:
         ax.legend(fontsize=8)
@@ -83,13 +103,13 @@ def fig1(sweep_dir: Path):
 
 def fig2(sweep_dir: Path):
     """For μ = 0.1 and μ = 10: training loss and ‖θ_m − θ_ERM‖ under the penalty μ/2‖θ − θ0‖²."""
-    logged, gaps = curves(sweep_dir), weight_gaps(sweep_dir, split_by="run.l2_to_init")
+    logged, gaps = curves(sweep_dir), weight_gaps(sweep_dir)
     mus = sorted(logged["run.l2_to_init"].unique(), key=float)
     fig, axes = plt.subplots(1, 2 * len(mus), figsize=(17, 3.6))
     for k, mu in enumerate(mus):
         plot_by_method(axes[2 * k], logged[logged["run.l2_to_init"] == mu], "train/loss")
         axes[2 * k].set(yscale="log", title=f"μ = {mu}: training loss R̂")
-        plot_by_method(axes[2 * k + 1], gaps[gaps["split"] == mu], "gap", skip_erm=True)
+        plot_by_method(axes[2 * k + 1], gaps[gaps["run.l2_to_init"] == mu], "gap", skip_erm=True)
         axes[2 * k + 1].set(yscale="log", title=f"μ = {mu}: ‖θ − θ_ERM‖")
     for ax in axes:
         ax.legend(fontsize=8)
@@ -100,7 +120,7 @@ def fig2(sweep_dir: Path):
 
 def fig3(sweep_dir: Path):
     """Rows: logistic and polynomially-tailed loss; columns: loss, ‖θ‖, ‖θ̂_m − θ̂_ERM‖ with θ̂ = θ/‖θ‖."""
-    logged, gaps = curves(sweep_dir), weight_gaps(sweep_dir, split_by="loss", normalize=True)
+    logged, gaps = curves(sweep_dir), weight_gaps(sweep_dir, normalize=True)
     losses = sorted(logged["loss"].unique())
     fig, axes = plt.subplots(len(losses), 3, figsize=(14, 3.4 * len(losses)), squeeze=False)
     for row, loss in zip(axes, losses):
@@ -108,7 +128,7 @@ def fig3(sweep_dir: Path):
         row[0].set(yscale="log", title=f"{loss}: training loss")
         plot_by_method(row[1], logged[logged["loss"] == loss], "param/norm")
         row[1].set(title=f"{loss}: ‖θ‖")
-        plot_by_method(row[2], gaps[gaps["split"] == loss], "gap", skip_erm=True)
+        plot_by_method(row[2], gaps[gaps["loss"] == loss], "gap", skip_erm=True)
         row[2].set(title=f"{loss}: ‖θ/‖θ‖ − θ_ERM/‖θ_ERM‖‖")
         for ax in row:
             ax.legend(fontsize=8)
@@ -120,16 +140,15 @@ def fig3(sweep_dir: Path):
 
 
 def prediction_gaps(sweep_dir: Path) -> pd.DataFrame:
-    """sup over test points of |f_m − f_ERM| at the end of training, per method and width."""
-    runs = snapshots(sweep_dir).values()
+    """sup over test points of |f_m − f_ERM| at the end of training for every run (against the ERM run
+    of its setting), with its overrides and its width as an integer."""
+    runs = list(snapshots(sweep_dir).values())
     rows = []
     for run in runs:
-        width = run["overrides"]["model.width"]
-        erm = next(
-            r for r in runs if r["overrides"]["weighting"] == "erm" and r["overrides"]["model.width"] == width
-        )
-        gap = float((run["test_outputs"] - erm["test_outputs"]).abs().max())
-        rows.append({"weighting": run["overrides"]["weighting"], "width": int(width), "gap": gap})
+        erm = erm_of(run, runs)
+        if erm is not None:
+            gap = float((run["test_outputs"] - erm["test_outputs"]).abs().max())
+            rows.append({**run["overrides"], "width": int(run["overrides"]["model.width"]), "gap": gap})
     return pd.DataFrame(rows)
 
 
@@ -141,17 +160,17 @@ def fitted_slope(frame: pd.DataFrame) -> float:
 
 
 def width(sweep_dir: Path):
-    """sup_x |f_GRW(x) − f_ERM(x)| at convergence against the width, log-log, with fitted slopes."""
+    """sup_x |f_GRW(x) − f_ERM(x)| at convergence against the width, log-log, with fitted slopes: one line
+    per method and setting of every other swept key, the mean over seeds with ± std bars."""
     gaps = prediction_gaps(sweep_dir)
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for weighting, part in gaps[gaps["weighting"] != "erm"].groupby("weighting"):
-        part = part.sort_values("width")
-        ax.plot(
-            part["width"],
-            part["gap"],
-            "o-",
-            label=f"{LABELS.get(weighting, weighting)} (slope {fitted_slope(part):.2f})",
-        )
+    others = gaps[gaps["weighting"] != "erm"]
+    settings = set(others.columns) - {"gap"}
+    for weighting, setting, part in lines(others, ["weighting"], along="width", settings=settings):
+        summary = part.groupby("width")["gap"].agg(["mean", "std"]).reset_index()
+        slope = fitted_slope(summary.rename(columns={"mean": "gap"}))
+        label = joined(LABELS.get(weighting, weighting), setting) + f" (slope {slope:.2f})"
+        mean_std_line(ax, summary["width"], summary, label)
     ax.set(
         xscale="log",
         yscale="log",
@@ -159,9 +178,7 @@ def width(sweep_dir: Path):
         ylabel="sup_x |f − f_ERM| on test images",
         title="gap between each method and ERM against the width",
     )
-    widths = sorted(gaps["width"].unique())
-    ax.set_xticks(widths, [str(w) for w in widths])
-    ax.set_xticks([], minor=True)
+    ticks_at(ax, gaps["width"])
     ax.legend()
     fig.tight_layout()
     return fig

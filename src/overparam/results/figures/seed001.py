@@ -12,7 +12,15 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from overparam.results.collect import collect, curves, job_dirs, overrides, summarize  # noqa: E402
-from overparam.results.figures import band_line, by_setting, swept_keys  # noqa: E402
+from overparam.results.figures import (  # noqa: E402
+    band_line,
+    by_setting,
+    joined,
+    merged_keys,
+    override_keys,
+    setting_label,
+    swept_keys,
+)
 from overparam.results.figures.seed000 import LABELS  # noqa: E402
 
 
@@ -60,6 +68,7 @@ def table1_frame(sweep_dir: Path, last: int = 10, early: tuple[int, int] = (11, 
         for window, part in windows.items():
             rows.append(
                 {
+                    **overrides(job),
                     "method": LABELS.get(method, method),
                     "weight_decay": decay,
                     "window": window,
@@ -69,11 +78,14 @@ def table1_frame(sweep_dir: Path, last: int = 10, early: tuple[int, int] = (11, 
                 }
             )
     table = pd.DataFrame(rows)
-    return summarize(table, ["method", "weight_decay", "window"], ["train_acc", "worst_group_test_acc"])
+    by = ["method", "weight_decay", "window"]
+    by += merged_keys(table, by, settings=override_keys(job_dirs(sweep_dir)))
+    return summarize(table, by, ["train_acc", "worst_group_test_acc"])
 
 
 def table1(sweep_dir: Path):
-    """Table 1 as a figure: 'train acc / worst-group test acc' (%, mean ± 95% CI) per method and decay."""
+    """Table 1 as a figure: 'train acc / worst-group test acc' (%, mean ± 95% CI) per method and decay
+    (and setting of every other swept key)."""
     summary = table1_frame(sweep_dir)
 
     def cell(index, metric: str) -> str:
@@ -84,7 +96,10 @@ def table1(sweep_dir: Path):
     cells = [
         [f"{cell(index, 'train_acc')} / {cell(index, 'worst_group_test_acc')}"] for index in summary.index
     ]
-    labels = [f"{method}, wd {decay:g}, {window}" for method, decay, window in summary.index]
+    labels = [
+        joined(f"{method}, wd {decay:g}, {window}", setting_label(summary.index.names[3:], others))
+        for method, decay, window, *others in summary.index
+    ]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(cells) + 1))
     ax.axis("off")
     ax.table(
@@ -95,11 +110,13 @@ def table1(sweep_dir: Path):
 
 
 def synthetic_table_frame(sweep_dir: Path) -> pd.DataFrame:
-    """Per method and μ: final training loss and worst-group test accuracy, and the early-stopped one."""
+    """Per method and μ (and setting of every other swept key): final training loss and worst-group test
+    accuracy, and the early-stopped one."""
     table = collect(sweep_dir)
     table["run.l2_to_init"] = table["run.l2_to_init"].astype(float) if "run.l2_to_init" in table else 0.0
     metrics = ["train/loss", "test/worst_group_acc", "best/test/worst_group_acc"]
-    return summarize(table, ["weighting", "run.l2_to_init"], metrics)
+    by = ["weighting", "run.l2_to_init"]
+    return summarize(table, by + merged_keys(table, by), metrics)
 
 
 def synthetic_table(sweep_dir: Path):
@@ -114,7 +131,10 @@ def synthetic_table(sweep_dir: Path):
         [cell(i, "train/loss", 1), cell(i, "test/worst_group_acc"), cell(i, "best/test/worst_group_acc")]
         for i in summary.index
     ]
-    labels = [f"{LABELS.get(w, w)}, μ = {mu:g}" for w, mu in summary.index]
+    labels = [
+        joined(f"{LABELS.get(w, w)}, μ = {mu:g}", setting_label(summary.index.names[2:], others))
+        for w, mu, *others in summary.index
+    ]
     fig, ax = plt.subplots(figsize=(9, 0.4 * len(cells) + 1))
     ax.axis("off")
     ax.table(

@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from overparam.results.collect import job_dirs  # noqa: E402
-from overparam.results.figures import mean_std_line, ticks_at  # noqa: E402
+from overparam.results.collect import job_dirs, overrides  # noqa: E402
+from overparam.results.figures import joined, lines, mean_std_line, override_keys, ticks_at  # noqa: E402
 
 OPTIMIZER_NAMES = {"SGD": "SGD", "Adagrad": "AdaGrad", "Adam": "Adam"}
 
@@ -34,9 +34,9 @@ def recipe(config: dict) -> str:
 
 
 def runs(sweep_dir: Path) -> pd.DataFrame:
-    """One row per completed run: recipe, seed, depth, width, sigma, n_train, split, shuffle, test_loss,
-    test_error (0-1), train_loss, converged (below the stop loss: the figures leave the others out and
-    count them, as the spec says), steps and the run directory."""
+    """One row per completed run: its overrides, then recipe, seed, depth, width, sigma, n_train, split,
+    shuffle, test_loss, test_error (0-1), train_loss, converged (below the stop loss: the figures leave
+    the others out and count them, as the spec says), steps and the run directory."""
     rows = []
     for job in job_dirs(sweep_dir):
         result = json.loads((job / "metrics.json").read_text())
@@ -48,6 +48,7 @@ def runs(sweep_dir: Path) -> pd.DataFrame:
         threshold = stop.get("stopping_threshold", float("inf"))
         rows.append(
             {
+                **overrides(job),
                 "recipe": recipe(config),
                 "seed": config["seed"],
                 "depth": model.get("depth"),
@@ -81,45 +82,66 @@ def converged_runs(sweep_dir: Path, fig) -> pd.DataFrame:
 
 
 def deviations(sweep_dir: Path) -> pd.DataFrame:
-    """One row per run that is not GD: its recipe, seed, width, and ‖f(X_T) − f_GD(X_T)‖₂ against the GD
-    run of the same seed and width (the test outputs each run saved in snapshots.pt)."""
-    runs = []
-    for job in job_dirs(sweep_dir):
-        if not (job / "snapshots.pt").exists():
-            continue
-        config = json.loads((job / "metrics.json").read_text())["config"]
-        outputs = torch.load(job / "snapshots.pt", weights_only=True)["test_outputs"].squeeze(-1)
-        runs.append((recipe(config), config["seed"], config["model"]["width"], outputs))
-    gd = {(seed, width): outputs for name, seed, width, outputs in runs if name == "GD"}
+    """One row per run that is not GD: its overrides, recipe, seed, width, and ‖f(X_T) − f_GD(X_T)‖₂
+    against the GD run of the same model, data and seed (the test outputs each run saved in
+    snapshots.pt)."""
+    table = runs(sweep_dir)
+    table = table[[(job / "snapshots.pt").exists() for job in table["job"]]] if len(table) else table
+    if table.empty:
+        return pd.DataFrame(columns=["recipe", "seed", "width", "deviation"])
+    outputs = {
+        job: torch.load(job / "snapshots.pt", weights_only=True)["test_outputs"].squeeze(-1)
+        for job in table["job"]
+    }
+    same_problem = ["seed", "depth", "width", "sigma", "n_train"]
+    gd = {
+        tuple(row[same_problem]): outputs[row["job"]] for _, row in table.iterrows() if row["recipe"] == "GD"
+    }
     rows = [
-        {"recipe": name, "seed": seed, "width": width, "deviation": float((outputs - gd[seed, width]).norm())}
-        for name, seed, width, outputs in runs
-        if name != "GD" and (seed, width) in gd
+        {**row.to_dict(), "deviation": float((outputs[row["job"]] - gd[key]).norm())}
+        for _, row in table.iterrows()
+        if row["recipe"] != "GD" and (key := tuple(row[same_problem])) in gd
     ]
-    return pd.DataFrame(rows, columns=["recipe", "seed", "width", "deviation"])
+    return pd.DataFrame(rows)
 
 
 def fig9(sweep_dir: Path):
-    """Mean over seeds (± standard error) of ‖f_opt(X_T) − f_GD(X_T)‖₂ per recipe and width: SGD's
-    minimizer stays next to GD's, the adaptive methods' do not (seed 003 Fig. 9, F9)."""
+    """Mean over seeds (± standard error) of ‖f_opt(X_T) − f_GD(X_T)‖₂ per recipe, width and setting of
+    every other swept key: SGD's minimizer stays next to GD's, the adaptive methods' do not (seed 003
+    Fig. 9, F9)."""
     table = deviations(sweep_dir)
-    summary = table.groupby(["recipe", "width"])["deviation"].agg(["mean", "sem", "count"]).reset_index()
+    settings = override_keys(table["job"]) if len(table) else set()
+    labels, means, errors = [], [], []
+    for (name, width), setting, part in lines(table, ["recipe", "width"], settings=settings):
+        labels.append(joined(f"{name} (m={width})", setting))
+        means.append(part["deviation"].mean())
+        errors.append(part["deviation"].sem() if len(part) > 1 else 0.0)
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    labels = [f"{r} (m={w})" for r, w in zip(summary["recipe"], summary["width"])]
-    ax.bar(labels, summary["mean"], yerr=summary["sem"].fillna(0), capsize=4, color="tab:blue")
+    ax.bar(labels, means, yerr=errors, capsize=4, color="tab:blue")
     ax.set(ylabel="‖f(X_T) − f_GD(X_T)‖₂", title="distance of the minimizer from GD's (100 test points)")
     ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     return fig
 
 
+def settings_of(table: pd.DataFrame) -> set[str]:
+    return override_keys(table["job"]) if len(table) else set()
+
+
+def against(ax, table: pd.DataFrame, by: list[str], x: str, value: str, label) -> None:
+    """One line per value of `by` and setting of every other swept key: `value` against `x`, mean ± std
+    over repetitions; `label(*values of by)` names the line."""
+    for values, setting, part in lines(table, by, along=x, settings=settings_of(table)):
+        summary = mean_and_std(part, [x], value)
+        values = values if isinstance(values, tuple) else (values,)
+        mean_std_line(ax, summary[x], summary, joined(label(*values), setting))
+
+
 def against_training_set_size(ax, table: pd.DataFrame, value: str) -> None:
     """One line per optimizer and σ: `value` (mean ± std over repetitions) against N."""
-    summary = mean_and_std(table, ["recipe", "sigma", "n_train"], value)
-    for (name, sigma), part in summary.groupby(["recipe", "sigma"]):
-        mean_std_line(ax, part["n_train"], part, f"{name}, σ = {sigma:g}")
+    against(ax, table, ["recipe", "sigma"], "n_train", value, lambda name, sigma: f"{name}, σ = {sigma:g}")
     ax.set(xscale="log", xlabel="training set size N")
-    ticks_at(ax, summary["n_train"])
+    ticks_at(ax, table["n_train"])
 
 
 def fig1(sweep_dir: Path):
@@ -147,33 +169,23 @@ def fig10(sweep_dir: Path):
 
 
 def limits(table: pd.DataFrame) -> pd.DataFrame:
-    """Test MSE of f_lin,∞ and f_int (from each run's limits.pt) next to the trained network's."""
+    """Test MSE of f_lin,∞ and f_int (from each run's limits.pt) next to the trained network's, each row
+    with the run's columns."""
     rows = []
-    for job, depth, width, sigma, seed in table[["job", "depth", "width", "sigma", "seed"]].itertuples(
-        index=False
-    ):
-        if not (job / "limits.pt").exists():
+    for _, run in table.iterrows():
+        if not (run["job"] / "limits.pt").exists():
             continue
-        saved = torch.load(job / "limits.pt", weights_only=True)
+        saved = torch.load(run["job"] / "limits.pt", weights_only=True)
         for name in ("f_lin", "f_int"):
             loss = 0.5 * (saved[f"{name}_test"] - saved["y_test"]).pow(2).mean().item()
-            rows.append(
-                {
-                    "curve": name,
-                    "depth": depth,
-                    "width": width,
-                    "sigma": sigma,
-                    "seed": seed,
-                    "test_loss": loss,
-                }
-            )
-    return pd.DataFrame(rows, columns=["curve", "depth", "width", "sigma", "seed", "test_loss"])
+            rows.append({**run.to_dict(), "curve": name, "test_loss": loss})
+    return pd.DataFrame(rows, columns=[*table.columns, "curve"])
 
 
 def fig2(sweep_dir: Path):
     """Test MSE against σ for the trained network f_NN and the closed forms f_lin,∞ (GD's lazy limit) and
-    f_int (the kernel interpolator), one panel per depth (mean ± std over inits): f_int is flat, the
-    others grow like σ^{2L} once the init term dominates (seed 003 Fig. 2, F2.1–F2.5)."""
+    f_int (the kernel interpolator), one panel per depth and width (mean ± std over inits): f_int is flat,
+    the others grow like σ^{2L} once the init term dominates (seed 003 Fig. 2, F2.1–F2.5)."""
     every = runs(sweep_dir)
     panels = sorted(every[["depth", "width"]].drop_duplicates().itertuples(index=False))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
@@ -181,13 +193,11 @@ def fig2(sweep_dir: Path):
     curves = pd.concat([table.assign(curve="f_NN (trained)"), limits(every)], ignore_index=True)
     for ax, (depth, width) in zip(axes[0], panels):
         part = curves[(curves["depth"] == depth) & (curves["width"] == width)]
-        summary = mean_and_std(part, ["curve", "sigma"], "test_loss")
-        for curve, line in summary.groupby("curve"):
-            mean_std_line(ax, line["sigma"], line, curve)
+        against(ax, part, ["curve"], "sigma", "test_loss", str)
         sigmas = sorted(part["sigma"].unique())
         large = [s for s in sigmas if s >= 1]
         if large:  # the σ^{2L} reference through the largest σ, where the init term dominates
-            top = summary[summary["sigma"] == large[-1]]["mean"].max()
+            top = part[part["sigma"] == large[-1]].groupby("curve")["test_loss"].mean().max()
             reference = [top * (s / large[-1]) ** (2 * depth) for s in large]
             ax.plot(large, reference, "k:", label=f"∝ σ^{2 * depth}")
         ax.set(
@@ -211,14 +221,17 @@ def fig3(sweep_dir: Path):
     fig, axes = plt.subplots(1, len(depths), figsize=(5.5 * len(depths), 4), squeeze=False)
     table = converged_runs(sweep_dir, fig)
     for ax, depth in zip(axes[0], depths):
-        summary = mean_and_std(table[table["depth"] == depth], ["recipe", "width"], "test_loss")
-        for name, line in summary.groupby("recipe"):
-            mean_std_line(ax, line["width"], line, name)
+        part = table[table["depth"] == depth]
+        against(ax, part, ["recipe"], "width", "test_loss", str)
         ax.set(xscale="log", xlabel="width m", ylabel="test MSE", title=f"L = {depth}")
-        ticks_at(ax, summary["width"])
+        ticks_at(ax, part["width"])
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def optimizer_of(table: pd.DataFrame) -> pd.Series:
+    return table["recipe"].str.split(" ").str[0].replace({"GD": "SGD"})
 
 
 def fig4(sweep_dir: Path):
@@ -226,19 +239,23 @@ def fig4(sweep_dir: Path):
     stays at GD's error, AdaGrad's error moves with the split (seed 003 Fig. 4, F4.1–F4.3); one
     test-MSE axis for both, so the size of each spread reads directly."""
     every = runs(sweep_dir)
-    every["optimizer"] = every["recipe"].str.split(" ").str[0].replace({"GD": "SGD"})
-    optimizers = sorted(every["optimizer"].unique())
+    optimizers = sorted(optimizer_of(every).unique())
     fig, axes = plt.subplots(
         len(optimizers), 1, figsize=(6, 3.5 * len(optimizers)), squeeze=False, sharey=True
     )
     table = converged_runs(sweep_dir, fig)
-    table = table.assign(optimizer=table["recipe"].str.split(" ").str[0].replace({"GD": "SGD"}))
     for ax, name in zip(axes[:, 0], optimizers):
-        summary = mean_and_std(table[table["optimizer"] == name], ["width", "shuffle", "split"], "test_loss")
-        for (width, shuffle), line in summary.groupby(["width", "shuffle"]):
-            mean_std_line(ax, line["split"], line, f"m = {width}, {'shuffled' if shuffle else 'fixed split'}")
+        part = table[optimizer_of(table) == name] if len(table) else table
+        against(
+            ax,
+            part,
+            ["width", "shuffle"],
+            "split",
+            "test_loss",
+            lambda width, shuffle: f"m = {width}, {'shuffled' if shuffle else 'fixed split'}",
+        )
         ax.set(xscale="log", xlabel="split (batch size / N)", ylabel="test MSE", title=name)
-        ticks_at(ax, summary["split"])
+        ticks_at(ax, part["split"])
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -256,12 +273,14 @@ def sigma_search_rounds(sweep_dir: Path) -> pd.DataFrame:
             round_result = json.loads((job / f"round={entry['round']}" / "metrics.json").read_text())
             rows.append(
                 {
+                    **overrides(job),
                     "seed": result["config"]["seed"],
                     "round": entry["round"],
                     "sigma": entry["sigma"],
                     "val_loss": entry["monitor"],
                     "test_loss": round_result.get("metrics", {}).get("test/loss"),
                     "chosen": entry["round"] == record["chosen_round"],
+                    "job": job,
                 }
             )
     return pd.DataFrame(rows)
@@ -269,12 +288,12 @@ def sigma_search_rounds(sweep_dir: Path) -> pd.DataFrame:
 
 def sigma_search(sweep_dir: Path):
     """The σ-shrinking remedy (seed 003 §1.7): validation and test MSE of every round against σ, one line
-    per initialization, the returned round circled."""
+    per initialization and setting of every other swept key, the returned round circled."""
     table = sigma_search_rounds(sweep_dir)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, value, label in zip(axes, ["val_loss", "test_loss"], ["validation MSE", "test MSE"]):
-        for seed, line in table.groupby("seed"):
-            ax.plot(line["sigma"], line[value], marker="o", label=f"seed {seed}")
+        for seed, setting, line in lines(table, ["seed"], along="round", settings=settings_of(table)):
+            ax.plot(line["sigma"], line[value], marker="o", label=joined(f"seed {seed}", setting))
             chosen = line[line["chosen"]]
             ax.scatter(chosen["sigma"], chosen[value], s=150, facecolors="none", edgecolors="k")
         ax.set(xscale="log", yscale="log", xlabel="σ (rounds run right to left)", ylabel=label)

@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from overparam.results.collect import job_dirs  # noqa: E402
-from overparam.results.figures import mean_std_line, ticks_at  # noqa: E402
+from overparam.results.collect import job_dirs, overrides  # noqa: E402
+from overparam.results.figures import joined, lines, mean_std_line, override_keys, ticks_at  # noqa: E402
 from overparam.theory.asymmetric import departure, node_scales  # noqa: E402
 
 
@@ -24,7 +24,8 @@ def scaling_label(model: dict) -> str:
 
 
 def runs(sweep_dir: Path) -> pd.DataFrame:
-    """One row per completed run: scaling label, γ, α, width, seed, final metrics and the run directory."""
+    """One row per completed run: its overrides, scaling label, γ, α, width, seed, final metrics and the
+    run directory."""
     rows = []
     for job in job_dirs(sweep_dir):
         result = json.loads((job / "metrics.json").read_text())
@@ -33,6 +34,7 @@ def runs(sweep_dir: Path) -> pd.DataFrame:
         model = result["config"]["model"]
         rows.append(
             {
+                **overrides(job),
                 "scaling": scaling_label(model),
                 "gamma": model["gamma"],
                 "alpha": model["alpha"],
@@ -75,6 +77,7 @@ def training(sweep_dir: Path):
     """Training risk, test risk, Δ_j*(t), √‖Θ̂_t − Θ̂_0‖₂ and λ_min(Θ̂_t) against the GD step, one line per node
     scaling (mean ± std over inits): every scaling trains, γ < 1 moves its top nodes far more (Fig. 1/2)."""
     table = runs(sweep_dir)
+    settings = override_keys(table["job"])
     panels = [
         ("train_eval/loss", "training risk (MSE)", "log"),
         ("test/loss", "test risk", "linear"),
@@ -84,13 +87,13 @@ def training(sweep_dir: Path):
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
     for ax, (column, label, scale) in zip(axes, panels):
-        for scaling, part in table.groupby("scaling", sort=False):
+        for scaling, setting, part in lines(table, ["scaling"], settings=settings):
             if column == "weight_change":
                 frame = pd.concat([weight_change_of_top_node(job) for job in part["job"]])
             else:
                 frame = pd.concat([curves_of(job, column) for job in part["job"]])
-            band(ax, frame, scaling)
-        ax.set(xlabel="GD step", title=label, yscale=scale)
+            band(ax, frame, joined(scaling, setting))
+        ax.set(xlabel="optimizer step", title=label, yscale=scale)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -103,13 +106,14 @@ def width(sweep_dir: Path):
     """Feature learning against width at a fixed number of steps: max_j ‖Δw_j‖ and ‖Θ̂_t − Θ̂_0‖₂ fall like
     m^{-1/2} for γ = 1 (dotted reference) and stay put for γ < 1 (spec T8)."""
     table = runs(sweep_dir)
+    settings = override_keys(table["job"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, column, label in zip(
         axes, ["probe/max_weight_change", "probe/ntg_change"], ["max_j ‖w_T,j − w_0,j‖", "‖Θ̂_T − Θ̂_0‖₂"]
     ):
-        for scaling, part in table.groupby("scaling", sort=False):
+        for scaling, setting, part in lines(table, ["scaling"], along="width", settings=settings):
             summary = part.groupby("width")[column].agg(["mean", "std"]).reset_index()
-            mean_std_line(ax, summary["width"], summary, scaling)
+            mean_std_line(ax, summary["width"], summary, joined(scaling, setting))
         widths = np.array(sorted(table["width"].unique()), dtype=float)
         first = table[(table["gamma"] == 1) & (table["width"] == widths[0])][column].mean()
         if np.isfinite(first):
@@ -141,10 +145,11 @@ def grid(sweep_dir: Path):
         ("train_eval/loss", "final training risk"),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    settings = override_keys(table["job"])
     for ax, (column, label) in zip(axes, panels):
-        for gamma, part in table.groupby("gamma", sort=True):
+        for gamma, setting, part in lines(table, ["gamma"], along="departure", settings=settings):
             summary = part.groupby("departure")[column].agg(["mean", "std"]).reset_index()
-            mean_std_line(ax, summary["departure"], summary, f"γ = {gamma:g}")
+            mean_std_line(ax, summary["departure"], summary, joined(f"γ = {gamma:g}", setting))
         ax.set(xscale="log", yscale="log", xlabel="(1 − γ)² Σ λ̃²", title=label)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -152,13 +157,13 @@ def grid(sweep_dir: Path):
 
 
 def protocol_table(sweep_dir: Path, name: str) -> pd.DataFrame:
-    """Every run's pruning.csv or transfer.csv with its scaling and seed."""
+    """Every run's pruning.csv or transfer.csv with its overrides, scaling and seed."""
+    table = runs(sweep_dir)
+    settings = [*override_keys(table["job"]), "scaling", "gamma", "seed"]
     frames = [
-        pd.read_csv(job / f"{name}.csv").assign(scaling=scaling, gamma=gamma, seed=seed)
-        for scaling, gamma, seed, job in runs(sweep_dir)[["scaling", "gamma", "seed", "job"]].itertuples(
-            index=False
-        )
-        if (job / f"{name}.csv").exists()
+        pd.read_csv(run["job"] / f"{name}.csv").assign(**run[settings].to_dict())
+        for _, run in table.iterrows()
+        if (run["job"] / f"{name}.csv").exists()
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -168,6 +173,7 @@ def protocols(sweep_dir: Path):
     first) and transfer (external test risk of a small net fed the top-k features), one row per importance
     ranking: the smaller γ, the flatter the pruning curve and the better the few top features (Figs. 2–4)."""
     pruning, transfer = protocol_table(sweep_dir, "pruning"), protocol_table(sweep_dir, "transfer")
+    settings = override_keys(job_dirs(sweep_dir))
     importances = list(dict.fromkeys(pruning["importance"]))
     columns = 3 if not transfer.empty else 2
     fig, axes = plt.subplots(
@@ -177,16 +183,17 @@ def protocols(sweep_dir: Path):
     for row, kind in zip(axes, importances):
         for ax, split in zip(row, ["train", "test"]):
             part = pruning[(pruning["importance"] == kind) & (pruning["split"] == split)]
-            for scaling, lines in part.groupby("scaling", sort=False):
-                band(ax, lines.rename(columns={"pruned": "step", metric: "value"}), scaling, first_step=0)
+            for scaling, setting, line in lines(part, ["scaling"], along="pruned", settings=settings):
+                line = line.rename(columns={"pruned": "step", metric: "value"})
+                band(ax, line, joined(scaling, setting), first_step=0)
             ax.set(xlabel="nodes pruned", title=f"{split} {metric} after pruning ({kind})")
         if not transfer.empty:
             part = transfer[transfer["importance"] == kind]
             diverged = part["diverged"].astype(bool) if "diverged" in part else pd.Series(False, part.index)
             part = part[~diverged]  # a diverged head says nothing about the features; counted in the title
             value = "test_accuracy" if "test_accuracy" in part else "test_risk"
-            for scaling, lines in part.groupby("scaling", sort=False):
-                band(row[2], lines.rename(columns={"k": "step", value: "value"}), scaling)
+            for scaling, setting, line in lines(part, ["scaling"], along="k", settings=settings):
+                band(row[2], line.rename(columns={"k": "step", value: "value"}), joined(scaling, setting))
             title = f"transfer {value.replace('_', ' ')} ({kind})"
             row[2].set(
                 xlabel="top-k features",
