@@ -30,6 +30,15 @@ QUIET_NO_RESUME = [*NO_PROGRESS, "~callbacks.resume"]
 QUIET_ASYM = QUIET_NO_RESUME
 
 
+# What a library prints when it is not quiet: warnings, tips, INFO lines, plugin setup, W&B's summary.
+CONSOLE_NOISE = ("warn", "Tip", "💡", "INFO", "deprecated", "alembic", "Run history")
+
+
+def assert_quiet(output: str) -> None:
+    for word in CONSOLE_NOISE:
+        assert word.lower() not in output.lower(), f"{word!r} in the console output:\n{output[-3000:]}"
+
+
 def record_overrides(job: Path, overrides: list[str]) -> None:
     """Write `.hydra/overrides.yaml` as Hydra would, so in-process runs can be collected as one sweep."""
     (job / ".hydra").mkdir(exist_ok=True)

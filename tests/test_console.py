@@ -10,15 +10,9 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, assert_quiet, run_cli
 
 SMALL = ["data.n_train=600", "data.n_val=200", "data.n_test=200"]  # the default progress callback
-NOISE = ("warn", "Tip", "💡", "INFO", "deprecated", "alembic")
-
-
-def assert_quiet(output: str) -> None:
-    for word in NOISE:
-        assert word.lower() not in output.lower(), f"{word!r} in the console output:\n{output[-3000:]}"
 
 
 def test_a_run_a_resumed_run_and_a_sweep_print_only_their_own_messages(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_cli
+from conftest import assert_quiet, run_cli
 
 FAST = [
     "trainer.max_epochs=1",
@@ -20,6 +20,7 @@ def test_wandb_runs_offline_with_one_group_per_sweep(tmp_path):
         env={"WANDB_MODE": "offline"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert_quiet(result.stdout + result.stderr)  # no deprecation warning, no history printed per job
     records = sorted(tmp_path.glob("*/wandb/offline-run-*/run-*.wandb"))
     assert len(records) == 2  # one offline run per job, ready for `wandb sync`
     for record, weighting in zip(records, ("erm", "gdro")):

@@ -25,6 +25,18 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
+class QuietWandbLogger(WandbLogger):
+    """Lightning's W&B logger without its console noise. Lightning always passes `anonymous=None`, which
+    W&B (≥ 0.19) answers with a deprecation warning on every run, so it is dropped when unset; and W&B
+    prints its run history and summary at the end unless quiet (its warnings and errors still show).
+    Where the run went and how to upload it is in the end-of-run lines."""
+
+    def __init__(self, *args, settings: dict | None = None, **kwargs):
+        super().__init__(*args, settings={"quiet": True, **(settings or {})}, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+
 class AppendingWriter(ExperimentWriter):
     """Keeps every row and rewrites metrics.csv whole, atomically, at each save: a kill never leaves a torn
     row or a half-rewritten header (Lightning's writer appends, and rewrites in place when keys change)."""
