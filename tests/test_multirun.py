@@ -39,3 +39,22 @@ def test_a_diverging_job_is_recorded_and_its_sweep_siblings_complete(tmp_path):
     diverged = status[1e8]
     assert diverged["status"] == "diverged" and diverged["steps"] >= 1
     assert "lower optim.lr" in diverged["error"] and diverged["last_finite_loss"] is not None
+
+
+def test_a_job_with_a_bad_value_is_recorded_as_failed_and_its_siblings_complete(tmp_path):
+    sweep = ["-m", "run.inner_steps=0,1", *FAST, f"hydra.sweep.dir={tmp_path}"]
+    result = run_cli(sweep)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "error: run.inner_steps must be an integer ≥ 1 or auto, got 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    written = {
+        json.loads(path.read_text())["config"]["run"]["inner_steps"]: path
+        for path in tmp_path.glob("*/metrics.json")
+    }
+    failed = json.loads(written[0].read_text())
+    assert failed["status"] == "failed" and "run.inner_steps" in failed["error"]
+    assert json.loads(written[1].read_text())["status"] == "completed"
+    completed_at = written[1].stat().st_mtime_ns
+    again = run_cli(sweep)  # only what is missing runs again: the bad job fails again, the other is skipped
+    assert again.returncode == 0 and again.stdout.count("skipped:") == 1
+    assert written[1].stat().st_mtime_ns == completed_at

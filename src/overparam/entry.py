@@ -54,8 +54,9 @@ def run_procedure(cfg: DictConfig, procedure) -> RunResult:
 
 
 def main(cfg: DictConfig) -> float:
-    """Run the job; a config error ends it with one sentence; a sweeper gets `cfg.objective` (NaN when
-    the run diverged or failed, so a study records the trial instead of stopping)."""
+    """Run the job; a config error ends it with one sentence (in a sweep, that job only, recorded as
+    failed); a sweeper gets `cfg.objective` (NaN when the run diverged or failed, so a study records the
+    trial instead of stopping)."""
     route_library_logs()
     # The CSV logger and the checkpoints share the run directory with Hydra's files on purpose, and a
     # resumed run finds its own checkpoints there.
@@ -75,6 +76,12 @@ def main(cfg: DictConfig) -> float:
         print(f"refused: {error}", file=sys.stderr)  # another copy of this sweep runs the job: go on
         return float("nan")
     except InputError as error:  # a config value or a data file, named in one sentence
-        sys.exit(f"error: {error}")
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(f"error: {error}")
+        # One job of a sweep: recorded as failed (the collector lists it, a rerun retries it) while its
+        # siblings go on.
+        rundir.record_failure(Path(cfg.run_dir), OmegaConf.to_container(cfg, resolve=False), str(error))
+        print(f"error: {error}", file=sys.stderr)
+        return float("nan")
     value = result.flat().get(cfg.get("objective", ""))
     return float("nan") if value is None else value

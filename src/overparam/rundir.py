@@ -182,6 +182,17 @@ def prepare(run_dir: Path, config: dict) -> Plan:
     return Plan("start")
 
 
+def record_failure(run_dir: Path, config: dict, error: str) -> None:
+    """metrics.json of a job that could not start (a bad value in its config), unless the directory
+    already holds a record: that one is kept."""
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(
+            metrics_path, {"status": "failed", "error": error, "steps": 0, "seconds": 0.0, "config": config}
+        )
+
+
 def keep_rows(path: Path, count: int) -> None:
     """Keep the first `count` curve rows (those logged before the checkpoint); the resumed run logs the
     rest again."""
