@@ -11,7 +11,7 @@ def mean_std_line(ax, x, summary, label: str) -> None:
 def ticks_at(ax, values) -> None:
     """Label a log x-axis at the swept values only (σ, widths, N, splits)."""
     values = sorted(set(values))
-    ax.set_xticks(values, [f"{v:.3g}" for v in values])
+    ax.set_xticks(values, [str(int(v)) if float(v).is_integer() else f"{v:.3g}" for v in values])
     ax.minorticks_off()
 
 
