@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-all bench lint figures clean
+.PHONY: setup train test test-all slurm bench lint figures clean
 
 setup: $(STAMP)
 
@@ -17,10 +17,17 @@ $(STAMP): pyproject.toml
 train: setup
 	$(BIN)/python train.py $(ARGS)
 
-test: setup
+test: setup slurm
 	$(BIN)/python -m pytest -m "not slow" -q --durations=15
 
-test-all: setup
+# The one-node SLURM that tests/cluster starts (apt, as root); without it those tests are skipped and
+# pytest's summary says why.
+slurm:
+	@command -v slurmctld >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; } \
+	  || echo "SLURM is not installed (apt-get install slurm-wlm munge as root): the cluster tests will be skipped"
+
+test-all: setup slurm
 	$(BIN)/python -m pytest -q
 
 # Speed against bare PyTorch loops (CPU here, the GPU when there is one); prints each ratio and its target.
