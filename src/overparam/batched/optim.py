@@ -1,0 +1,122 @@
+"""One optimizer for stacked members that each have their own hyperparameters.
+
+torch.optim takes a scalar learning rate, weight decay, momentum, ... per parameter group, but the
+parameters of a batched group are stacked: member k is row k of every tensor. `MemberwiseOptimizer`
+applies the update of SGD, Adam or Adagrad with every hyperparameter a per-member tensor broadcast along
+the rows, in the order torch's single-tensor implementations apply it (tested against torch.optim run on
+each member alone), so member k moves exactly as its single run's optimizer moves it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+from overparam.errors import ConfigError
+
+# Each supported optimizer's hyperparameters with torch's defaults; anything else it is given (amsgrad,
+# foreach, ...) must be left at its default.
+DEFAULTS = {
+    torch.optim.SGD: {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
+    torch.optim.Adam: {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
+    torch.optim.Adagrad: {
+        "lr": 1e-2,
+        "lr_decay": 0.0,
+        "weight_decay": 0.0,
+        "initial_accumulator_value": 0.0,
+        "eps": 1e-10,
+    },
+}
+
+
+def memberwise_factory(factories: list) -> functools.partial:
+    """One optimizer factory for the stacked members from each member's `functools.partial` factory
+    (what `instantiate(cfg.optim)` gives); a ConfigError says why they cannot share one."""
+    kinds = {factory.func for factory in factories}
+    if len(kinds) > 1:
+        raise ConfigError(f"optim differs in its class ({', '.join(sorted(k.__name__ for k in kinds))})")
+    kind = kinds.pop()
+    if kind not in DEFAULTS:
+        raise ConfigError(f"optim {kind.__name__} has no member-wise update (SGD, Adam or Adagrad)")
+    settings = []
+    for factory in factories:
+        unknown = set(factory.keywords) - set(DEFAULTS[kind])
+        if unknown:
+            raise ConfigError(f"optim.{sorted(unknown)[0]} has no member-wise update")
+        settings.append({**DEFAULTS[kind], **factory.keywords})
+    if len({s.get("nesterov") for s in settings}) > 1:
+        raise ConfigError("optim.nesterov differs between members")
+    return functools.partial(MemberwiseOptimizer, kind=kind, settings=settings)
+
+
+class MemberwiseOptimizer(torch.optim.Optimizer):
+    """SGD, Adam or Adagrad over stacked parameters (leading dimension = member), member k with
+    `settings[k]`."""
+
+    def __init__(self, params, kind: type, settings: list[dict]) -> None:
+        super().__init__(params, {})
+        self.kind, self.settings = kind, settings
+        self.nesterov = bool(settings[0].get("nesterov"))
+        self.members = len(settings)
+
+    def per_member(self, name: str, like: Tensor) -> Tensor:
+        """Hyperparameter `name` of every member as a tensor broadcasting along `like`'s rows."""
+        values = torch.tensor([s[name] for s in self.settings], dtype=like.dtype, device=like.device)
+        return values.reshape(-1, *([1] * (like.dim() - 1)))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    getattr(self, f"{self.kind.__name__.lower()}_step")(param, param.grad, self.state[param])
+        return loss
+
+    def decayed(self, param: Tensor, grad: Tensor) -> Tensor:
+        return grad + self.per_member("weight_decay", param) * param
+
+    def sgd_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
+        grad = self.decayed(param, grad)
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = grad.clone()
+        else:
+            dampening = self.per_member("dampening", param)
+            state["momentum_buffer"].mul_(self.per_member("momentum", param)).add_((1 - dampening) * grad)
+        buffer = state["momentum_buffer"]
+        if self.nesterov:
+            grad = grad + self.per_member("momentum", param) * buffer
+        else:
+            # A member without momentum steps along its gradient (its buffer is that gradient).
+            grad = torch.where(self.per_member("momentum", param) != 0, buffer, grad)
+        param.sub_(self.per_member("lr", param) * grad)
+
+    def adam_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
+        if not state:
+            state.update(step=0, exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param))
+        state["step"] += 1
+        grad = self.decayed(param, grad)
+        betas = torch.tensor([s["betas"] for s in self.settings], dtype=param.dtype, device=param.device)
+        shape = (-1, *([1] * (param.dim() - 1)))
+        beta1, beta2 = betas[:, 0].reshape(shape), betas[:, 1].reshape(shape)
+        state["exp_avg"].lerp_(grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
+        step_size = self.per_member("lr", param) / (1 - beta1 ** state["step"])
+        denominator = (state["exp_avg_sq"].sqrt() / (1 - beta2 ** state["step"]).sqrt()).add_(
+            self.per_member("eps", param)
+        )
+        param.sub_(step_size * state["exp_avg"] / denominator)
+
+    def adagrad_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
+        if not state:
+            state.update(step=0, sum=self.per_member("initial_accumulator_value", param).expand_as(param).clone())
+        state["step"] += 1
+        grad = self.decayed(param, grad)
+        rate = self.per_member("lr", param) / (1 + (state["step"] - 1) * self.per_member("lr_decay", param))
+        state["sum"].add_(grad * grad)
+        param.sub_(rate * grad / state["sum"].sqrt().add_(self.per_member("eps", param)))
