@@ -12,6 +12,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from overparam.batched.optim import memberwise_factory
 from overparam.callbacks.resume import AtomicCheckpointIO, ResumeCheckpoint
 from overparam.callbacks.reweighting import ReweightingCallback
 from overparam.data.base import GroupDataModule
@@ -36,6 +37,7 @@ class Components:
     trainer: L.Trainer
     loggers: list
     lr: float | None
+    rates: list[float | None]  # every member's step size (one for a single run)
     members: int
     unstable: str | None  # why full-batch GD diverges from its first step, when a bound says so
 
@@ -72,18 +74,21 @@ def plain_partial(function):
     return function
 
 
-def assemble(cfg: DictConfig, resuming: bool) -> Components:
-    """Every part of the run, seeded as the config says, before any training step."""
+def assemble(cfg: DictConfig, resuming: bool, members: list[DictConfig] | None = None) -> Components:
+    """Every part of the run, seeded as the config says, before any training step. With `members` (the
+    single-run configs of a batched group, or of `run.ensemble=S`'s seeds) the networks, reweighters and
+    optimizer settings are each member's own, stacked into one model; `cfg` gives the shared parts."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.run.matmul_precision:  # the TF32 switch: "high" lets float32 matmuls use TF32 tensor cores
         torch.set_float32_matmul_precision(cfg.run.matmul_precision)
-    if cfg.run.ensemble != 1:
-        check_ensemble(cfg)
+    members = members or [cfg]
+    if len(members) > 1:
+        check_ensemble(cfg, members)
     data = build(cfg, "data")
     inner_steps = chunk_length(cfg.run.inner_steps, data.batch_size)
     named_callbacks = build_named(cfg, "callbacks")
     callbacks = list(named_callbacks.values())
-    if cfg.run.ensemble > 1:
+    if len(members) > 1:
         check_ensemble_callbacks(named_callbacks)
         # No per-member best checkpoint: an ensemble's members report final metrics.
         callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
@@ -94,32 +99,48 @@ def assemble(cfg: DictConfig, resuming: bool) -> Components:
         cfg, "trainer", callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], **no_sanity_check
     )
     set_up(data)
-    nets = member_networks(cfg, data)
+    nets = member_networks(cfg, members, data)
     facts = {"n_groups": data.n_groups, "group_counts": data.group_counts, "n_train": data.n_train}
-    reweighters = [build(cfg, "weighting", **facts) for _ in nets]
+    reweighters = [build(member, "weighting", **facts) for member in members]
     if trainer.precision == "64-true":  # before a checkpoint is restored into them, not after (rounding)
         nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
     if reweighters[0].sample_weights(data.train.group) is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
     loss_fn = plain_partial(instantiate(cfg.loss))
-    optimizer = instantiate(cfg.optim)
-    if cfg.run.lr_scale is not None:
-        rates = [
-            scaled_learning_rate(cfg.run.lr_scale, cfg.run.loss_reduction, data, n, r, loss_fn)
-            for n, r in zip(nets, reweighters)
-        ]
-        if max(rates) - min(rates) > 1e-9 * max(rates):
-            raise ConfigError("lr_scale gives the ensemble's members different step sizes; set optim.lr")
-        optimizer = instantiate(cfg.optim, lr=rates[0])
-    unstable = quadratic_stability_error(
-        data, nets[0], reweighters[0], loss_fn, optimizer, cfg.run.l2_to_init, cfg.run.loss_reduction
-    )
+    factories = [
+        member_optimizer(member, data, net, reweighter, loss_fn)
+        for member, net, reweighter in zip(members, nets, reweighters)
+    ]
+    unstable = [
+        quadratic_stability_error(
+            data, net, reweighter, loss_fn, factory, cfg.run.l2_to_init, cfg.run.loss_reduction
+        )
+        for net, reweighter, factory in zip(nets, reweighters, factories)
+    ]
+    if len(members) > 1 and any(unstable):
+        raise ConfigError(f"a member diverges from its first step ({next(filter(None, unstable))})")
+    optimizer = factories[0] if all_equal(factories) else memberwise_factory(factories)
     module = reweighted_module(cfg, data, nets, reweighters, loss_fn, optimizer, inner_steps, callbacks)
     if not resuming:  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    lr = optimizer.keywords.get("lr")
-    return Components(data, module, trainer, loggers, lr, len(nets), unstable)
+    rates = [factory.keywords.get("lr") for factory in factories]
+    return Components(data, module, trainer, loggers, rates[0], rates, len(nets), unstable[0])
+
+
+def member_optimizer(member: DictConfig, data, net, reweighter, loss_fn) -> functools.partial:
+    """The member's optimizer factory, its step size set by `run.lr_scale` when that is given."""
+    if member.run.lr_scale is None:
+        return instantiate(member.optim)
+    rate = scaled_learning_rate(
+        member.run.lr_scale, member.run.loss_reduction, data, net, reweighter, loss_fn
+    )
+    return instantiate(member.optim, lr=rate)
+
+
+def all_equal(factories: list[functools.partial]) -> bool:
+    first = factories[0]
+    return all(f.func is first.func and f.keywords == first.keywords for f in factories)
 
 
 def set_up(data) -> None:
@@ -194,23 +215,59 @@ def chunk_stop_loss(cfg: DictConfig, callbacks: list, reweighter) -> float | Non
     return None
 
 
-def member_networks(cfg: DictConfig, data) -> list[torch.nn.Module]:
-    """The network, or for `run.ensemble=S` the S networks that the single runs with seeds seed, …, seed+S−1
-    would build (same RNG draws before the model's own)."""
-    model = functools.partial(build, cfg, "model", in_shape=data.in_shape, out_features=data.n_outputs)
+def member_networks(cfg: DictConfig, members: list[DictConfig], data) -> list[torch.nn.Module]:
+    """The network of each member as its single run would build it (the same RNG draws before the model's
+    own); members must differ only in their parameters' values, so that one stacked model is all of them."""
 
-    def build_model() -> torch.nn.Module:
-        return mitigate(model(), cfg.run.mitigation)  # validate() checked the value
+    def build_model(member: DictConfig) -> torch.nn.Module:
+        model = build(member, "model", in_shape=data.in_shape, out_features=data.n_outputs)
+        return mitigate(model, member.run.mitigation)  # validate() checked the value
 
-    if cfg.run.ensemble == 1:
-        return [build_model()]
+    if len(members) == 1:
+        return [build_model(cfg)]
     nets = []
-    for k in range(cfg.run.ensemble):
-        L.seed_everything(cfg.seed + k, workers=True, verbose=False)
-        replay = build(cfg, "data")  # the data draws a single run makes before building its model
+    for member in members:
+        L.seed_everything(member.seed, workers=True, verbose=False)
+        replay = build(member, "data")  # the data draws a single run makes before building its model
         replay.setup("fit")
-        nets.append(build_model())
+        nets.append(build_model(member))
+    shapes = [structure(net) for net in nets]
+    for member, shape in zip(members[1:], shapes[1:]):
+        if shape != shapes[0]:
+            differing = [
+                k
+                for k in flat_keys(member.model)
+                if OmegaConf.select(member, f"model.{k}") != OmegaConf.select(members[0], f"model.{k}")
+            ]
+            key = f"model.{differing[0]}" if differing else "the model"
+            raise ConfigError(f"{key} changes the network beyond its parameters' values: no stacking")
     return nets
+
+
+def structure(net: torch.nn.Module) -> list:
+    """What a stacked model shares between members: every submodule's class, its parameters' and buffers'
+    shapes and its plain attributes (a scale kept as a float, an activation's name)."""
+    described = []
+    for name, module in net.named_modules():
+        plain = {
+            k: v
+            for k, v in vars(module).items()
+            if not k.startswith("_")
+            and not isinstance(v, (torch.Tensor, torch.nn.Module))
+            and k != "training"
+        }
+        shapes = {
+            k: tuple(v.shape)
+            for k, v in [*module._parameters.items(), *module._buffers.items()]
+            if v is not None
+        }
+        described.append((name, type(module).__name__, repr(plain), shapes))
+    return described
+
+
+def flat_keys(node) -> list[str]:
+    container = OmegaConf.to_container(node, resolve=True)
+    return [k for k in container if not k.startswith("_")]
 
 
 def check_ensemble_callbacks(callbacks: dict) -> None:
@@ -221,8 +278,8 @@ def check_ensemble_callbacks(callbacks: dict) -> None:
             )
 
 
-def check_ensemble(cfg: DictConfig) -> None:
-    """An ensemble's members share one batch stream and one data set; say which key breaks that."""
+def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
+    """Stacked members share one batch stream and one data set; say which key breaks that."""
     if cfg.run.mitigation != "none":
         raise ConfigError(
             f"run.mitigation={cfg.run.mitigation} wraps one network; train it with run.ensemble=1"
@@ -231,8 +288,9 @@ def check_ensemble(cfg: DictConfig) -> None:
         raise ConfigError("ensemble members must see the same batches: set data.batch_size=null (full batch)")
     if "${seed}" in OmegaConf.to_yaml(cfg.data):
         raise ConfigError("ensemble members must share the data, but data.seed follows seed: set data.seed")
-    reweighter = get_class(cfg.weighting._target_)
-    if reweighter.restarts_network:
-        raise ConfigError(
-            f"weighting {reweighter.__name__} restarts its network mid-run; train it with run.ensemble=1"
-        )
+    for member in members:
+        reweighter = get_class(member.weighting._target_)
+        if reweighter.restarts_network:
+            raise ConfigError(
+                f"weighting {reweighter.__name__} restarts its network mid-run; train it with run.ensemble=1"
+            )

@@ -11,11 +11,13 @@ written to `<run_dir>/member=<k>/` as if they were separate runs.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 import yaml
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
@@ -77,30 +79,56 @@ class EnsembleReweighter(Reweighter):
         return torch.stack([r(member, groups, index) for r, member in zip(self.members, losses)])
 
 
-def write_members(run_dir: Path, result: dict, members: int) -> None:
-    """`<run_dir>/member=<k>/` for every member: metrics.json, metrics.csv and .hydra/overrides.yaml as the
-    single run with `seed=<seed + k>` writes them (the collector then sees S runs)."""
-    config = result["config"]
+@dataclass
+class Member:
+    """One run of a stacked group: its own single-run config (whose `run_dir` is the member's directory)
+    and, where no launcher wrote them, the overrides to record in its `.hydra/overrides.yaml`."""
+
+    cfg: DictConfig
+    overrides: list[str] | None = None
+
+
+def seed_members(cfg: DictConfig) -> list[Member]:
+    """`run.ensemble=S`: the single runs with seeds seed, …, seed+S−1, in `<run_dir>/member=<k>/` (none
+    for S = 1)."""
+    if cfg.run.ensemble == 1:
+        return []
+    run_dir = Path(cfg.run_dir)
     parent_overrides = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(parent_overrides.read_text()) if parent_overrides.exists() else []
     overrides = [o for o in overrides or [] if not o.lstrip("+~").startswith(("run.ensemble=", "seed="))]
+    members = []
+    for k in range(cfg.run.ensemble):
+        member = copy.deepcopy(cfg)
+        with open_dict(member):
+            member.seed, member.run.ensemble, member.run_dir = cfg.seed + k, 1, str(run_dir / f"member={k}")
+        members.append(Member(member, [*overrides, f"seed={cfg.seed + k}"]))
+    return members
+
+
+def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
+    """Every member's directory as its single run writes it: metrics.json (its own metrics, config and
+    step size), metrics.csv (its own columns) and, where given, `.hydra/overrides.yaml` (the collector then
+    sees one run per member)."""
     curves = pd.read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else None
-    for k in range(members):
+    rates = result.get("rates") or [result.get("lr")] * len(members)
+    for k, member in enumerate(members):
         tag = f"/member{k}/"
         own = {
             key.replace(tag, "/"): value
             for key, value in result.get("metrics", {}).items()
             if tag in key or ("/member" not in key and key != "train/objective")  # the sum over members
         }
-        member_dir = run_dir / f"member={k}"
+        member_dir = Path(member.cfg.run_dir)
         (member_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-        seed = config["seed"] + k
-        (member_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
-        member = {key: value for key, value in result.items() if key != "members"}
-        single = {**config, "seed": seed, "run": {**config["run"], "ensemble": 1}}
-        member.update(metrics=own, best={}, config=single)
-        member["ensemble_member"] = {"run_dir": str(run_dir), "index": k}
-        write_json(member_dir / "metrics.json", member)
+        if member.overrides is not None:
+            (member_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(member.overrides))
+        record = {key: value for key, value in result.items() if key not in ("members", "rates")}
+        record.update(
+            metrics=own, best={}, lr=rates[k], config=OmegaConf.to_container(member.cfg, resolve=False)
+        )
+        record["batched_group"] = {"run_dir": str(run_dir), "index": k, "members": len(members)}
+        write_json(member_dir / "metrics.json", record)
         if curves is not None:
             columns = [c for c in curves.columns if tag in c or "/member" not in c]
             own_curves = curves[columns].rename(columns={c: c.replace(tag, "/") for c in columns})

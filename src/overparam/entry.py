@@ -68,6 +68,8 @@ def main(cfg: DictConfig) -> float:
     # Epoch-level metrics are logged at every epoch's end whatever the step-logging interval.
     warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+    # On a machine with SLURM installed, a run started without srun is a local run, not a missed launch.
+    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
     try:
         result = execute(cfg)
     except DirectoryInUse as error:

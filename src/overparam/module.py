@@ -59,7 +59,7 @@ class ReweightedModule(L.LightningModule):
         # θ0 of the init-centred penalty, checkpointed with the module (only when the penalty is on).
         theta0 = parameters_to_vector(net.parameters()).detach().clone() if l2_to_init > 0 else None
         self.register_buffer("theta0", theta0)
-        members = getattr(net, "members", 1)  # a seed-batched ensemble: metrics per member
+        members = self.members = getattr(net, "members", 1)  # a stacked model: metrics per member
         self.train_metrics = GroupMetrics(group_names, group_counts, members)
         self.eval_splits = list(eval_splits)
         self.loss_reduction = loss_reduction
@@ -96,14 +96,25 @@ class ReweightedModule(L.LightningModule):
         return max(1, chunk_end(step, steps, self.step_participants()) - step)
 
     def objective(self, losses: Tensor, q: Tensor) -> Tensor:
-        """Σ_i q_i ℓ_i (+ μ/2 ‖θ − θ0‖², the penalty centred at the initialization)."""
-        objective = (q * losses).sum()
+        """Σ_i q_i ℓ_i (+ μ/2 ‖θ − θ0‖², the penalty centred at the initialization); one value per member
+        of a stacked model (losses and q of shape (members, n))."""
+        objective = (q * losses).sum(-1)
         if self.loss_reduction == "sum":  # Σ_i ℓ_i for ERM, so a paper's η means what it says (seed 002)
             objective = objective * losses.shape[-1]
         if self.l2_to_init > 0:
-            theta = parameters_to_vector(self.net.parameters())
-            objective = objective + 0.5 * self.l2_to_init * (theta - self.theta0).pow(2).sum()
+            objective = objective + 0.5 * self.l2_to_init * self.squared_distance_to_init()
         return objective
+
+    def squared_distance_to_init(self) -> Tensor:
+        """‖θ − θ0‖², per member of a stacked model (row k of every parameter is member k's)."""
+        if self.members == 1:
+            return (parameters_to_vector(self.net.parameters()) - self.theta0).pow(2).sum()
+        total, start = 0, 0
+        for param in self.net.parameters():
+            initial = self.theta0[start : start + param.numel()].view_as(param)
+            total = total + (param - initial).pow(2).reshape(self.members, -1).sum(1)
+            start += param.numel()
+        return total
 
     def uses_plain_steps(self) -> bool:
         """Inner steps may skip Lightning's per-step hooks when nothing needs them: one device, no loss
@@ -120,7 +131,8 @@ class ReweightedModule(L.LightningModule):
             outputs = self.net(batch.x)
             losses = self.loss_fn(outputs, batch.y)
             q = self.reweighter(losses, batch.group, batch.index)
-            objective = self.objective(losses, q)
+            objectives = self.objective(losses, q)
+            objective = objectives.sum()
             value = objective.item()
             if not math.isfinite(value):  # θ_t is where it broke: no step from there
                 raise Diverged.non_finite(self.trainer.global_step, value, self.last_finite_objective)
@@ -145,6 +157,9 @@ class ReweightedModule(L.LightningModule):
             on_epoch=False,
         )
         self.log("train/objective", objective.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        if self.members > 1:
+            each = {f"train/member{k}/objective": value for k, value in enumerate(objectives.detach())}
+            self.log_dict(each, on_step=True, on_epoch=False)
         if reweighter_event == self.trainer.global_step:
             self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from overparam import loggers, rundir
 from overparam.components import Components, assemble
-from overparam.ensemble import write_members
+from overparam.ensemble import Member, seed_members, write_members
 from overparam.errors import Diverged
 from overparam.evaluation import evaluate
 from overparam.report import print_end, print_report, print_start
@@ -42,13 +42,16 @@ class RunResult:
         return {**self.metrics, **{k: v for k, v in self.best.items() if k != "best/checkpoint"}}
 
 
-def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
+def run(cfg: DictConfig, record: dict | None = None, members: list[Member] | None = None) -> RunResult:
     """Train one configuration in `cfg.run_dir` and write its `metrics.json` (with `record` added).
 
     A directory holding this config's finished run is skipped; one holding its checkpoint resumes from it
-    (see `overparam.rundir`). Every start writes metrics.json, a failure included.
+    (see `overparam.rundir`). Every start writes metrics.json, a failure included. With `members` (a
+    batched group; `run.ensemble=S` makes its own) `cfg.run_dir` is the group's directory and every member
+    is also written to its own, as its single run would be.
     """
     validate(cfg)
+    members = members or seed_members(cfg)
     run_dir = Path(cfg.run_dir)
     config = OmegaConf.to_container(cfg, resolve=False)
     with rundir.claimed(run_dir, config) as plan:
@@ -59,7 +62,7 @@ def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
         parts: Components | None = None
         outcome, started = {"status": "completed", "steps": 0}, time.time()
         try:
-            parts = assemble(cfg, resuming=plan.action == "resume")
+            parts = assemble(cfg, resuming=plan.action == "resume", members=[m.cfg for m in members])
             if parts.unstable:
                 raise Diverged(parts.unstable, step=0, last_finite=None)
             parts.trainer.fit(
@@ -81,7 +84,7 @@ def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
         finally:
             if parts is not None:
                 outcome.update(steps=parts.trainer.global_step, lr=parts.lr)
-                outcome.update({"members": parts.members} if parts.members > 1 else {})
+                outcome.update({"members": parts.members, "rates": parts.rates} if parts.members > 1 else {})
             seconds = plan.seconds_before + time.time() - started  # every attempt's time
             outcome.update(seconds=round(seconds, 3), config=config, **(record or {}))
             if not rundir.is_secondary_rank():
@@ -90,15 +93,15 @@ def run(cfg: DictConfig, record: dict | None = None) -> RunResult:
                 loggers.finish(parts.loggers, outcome["status"])
             if outcome["status"] in ("stopped", "failed"):
                 print_end(run_dir, outcome["status"])
-    report(parts, run_dir, outcome)
+    report(parts, run_dir, outcome, members)
     return RunResult.from_record(outcome)
 
 
-def report(parts: Components | None, run_dir: Path, outcome: dict) -> None:
-    """An ensemble's members get run directories of their own; a single run prints its table; every run
+def report(parts: Components | None, run_dir: Path, outcome: dict, members: list[Member]) -> None:
+    """A group's members get run directories of their own; a single run prints its table; every run
     says where its files are."""
     if parts is not None and parts.members > 1:
-        write_members(run_dir, outcome, parts.members)
+        write_members(run_dir, outcome, members)
     elif parts is not None and outcome["status"] == "completed":
         print_report(outcome["metrics"], parts.data.group_names, outcome["best"], parts.data.regression)
     print_end(run_dir, outcome["status"])

@@ -114,7 +114,9 @@ class MemberwiseOptimizer(torch.optim.Optimizer):
 
     def adagrad_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
         if not state:
-            state.update(step=0, sum=self.per_member("initial_accumulator_value", param).expand_as(param).clone())
+            state.update(
+                step=0, sum=self.per_member("initial_accumulator_value", param).expand_as(param).clone()
+            )
         state["step"] += 1
         grad = self.decayed(param, grad)
         rate = self.per_member("lr", param) / (1 + (state["step"] - 1) * self.per_member("lr_decay", param))
