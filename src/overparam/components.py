@@ -89,7 +89,6 @@ def assemble(cfg: DictConfig, resuming: bool, members: list[DictConfig] | None =
     named_callbacks = build_named(cfg, "callbacks")
     callbacks = list(named_callbacks.values())
     if len(members) > 1:
-        check_ensemble_callbacks(named_callbacks)
         # No per-member best checkpoint: an ensemble's members report final metrics.
         callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
     loggers = list(build_named(cfg, "logger", wandb=wandb_settings(cfg)).values())
@@ -270,16 +269,9 @@ def flat_keys(node) -> list[str]:
     return [k for k in container if not k.startswith("_")]
 
 
-def check_ensemble_callbacks(callbacks: dict) -> None:
-    for name, callback in sorted(callbacks.items()):
-        if not isinstance(callback, ENSEMBLE_CALLBACKS):
-            raise ConfigError(
-                f"callbacks.{name} does not support run.ensemble>1; remove it (~callbacks.{name})"
-            )
-
-
 def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
-    """Stacked members share one batch stream and one data set; say which key breaks that."""
+    """Stacked members share one batch stream, one data set and the run-wide callbacks; say which key
+    breaks that."""
     if cfg.run.mitigation != "none":
         raise ConfigError(
             f"run.mitigation={cfg.run.mitigation} wraps one network; train it with run.ensemble=1"
@@ -288,6 +280,11 @@ def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
         raise ConfigError("ensemble members must see the same batches: set data.batch_size=null (full batch)")
     if "${seed}" in OmegaConf.to_yaml(cfg.data):
         raise ConfigError("ensemble members must share the data, but data.seed follows seed: set data.seed")
+    for name, node in sorted((cfg.callbacks or {}).items()):
+        if node is not None and not issubclass(get_class(node._target_), ENSEMBLE_CALLBACKS):
+            raise ConfigError(
+                f"callbacks.{name} does not support run.ensemble>1; remove it (~callbacks.{name})"
+            )
     for member in members:
         reweighter = get_class(member.weighting._target_)
         if reweighter.restarts_network:

@@ -54,6 +54,21 @@ class EnsembleNet(nn.Module):
         return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
 
 
+def same_reweighter(first: Reweighter, other: Reweighter) -> bool:
+    """The same class with the same settings and state (a sweep over its parameters differs here)."""
+    plain = {k: v for k, v in vars(first).items() if not k.startswith("_") and not isinstance(v, Tensor)}
+    other_plain = {
+        k: v for k, v in vars(other).items() if not k.startswith("_") and not isinstance(v, Tensor)
+    }
+    first_state, other_state = first.state_dict(), other.state_dict()
+    return (
+        type(first) is type(other)
+        and repr(plain) == repr(other_plain)
+        and first_state.keys() == other_state.keys()
+        and all(torch.equal(first_state[k], other_state[k]) for k in first_state)
+    )
+
+
 class EnsembleLoss:
     """Per-sample losses of every member: `(S, n, out)` outputs and shared targets -> `(S, n)`."""
 
@@ -70,11 +85,14 @@ class EnsembleReweighter(Reweighter):
     def __init__(self, members: list[Reweighter]) -> None:
         nn.Module.__init__(self)
         self.members = nn.ModuleList(members)
-        self.static, self.uniform = members[0].static, members[0].uniform
+        # q depends on the groups alone and every member computes it alike: one q for all.
+        self.shared = members[0].static and all(same_reweighter(members[0], other) for other in members[1:])
+        self.static = all(member.static for member in members)
+        self.uniform = all(member.uniform for member in members)
         self.n_groups, self.n_train = members[0].n_groups, members[0].n_train
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
-        if self.static:  # q depends on the groups alone: the same for every member
+        if self.shared:
             return self.members[0](losses[0], groups, index).expand_as(losses)
         return torch.stack([r(member, groups, index) for r, member in zip(self.members, losses)])
 
@@ -130,7 +148,9 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
         record["batched_group"] = {"run_dir": str(run_dir), "index": k, "members": len(members)}
         write_json(member_dir / "metrics.json", record)
         if curves is not None:
-            columns = [c for c in curves.columns if tag in c or "/member" not in c]
+            own_names = {c.replace(tag, "/") for c in curves.columns if tag in c}
+            # The group's own columns, except those a member has its own value of (the summed objective).
+            columns = [c for c in curves.columns if tag in c or ("/member" not in c and c not in own_names)]
             own_curves = curves[columns].rename(columns={c: c.replace(tag, "/") for c in columns})
             values = [c for c in own_curves.columns if c not in ("step", "epoch")]
             own_curves = own_curves.dropna(how="all", subset=values)

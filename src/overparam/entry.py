@@ -57,19 +57,7 @@ def main(cfg: DictConfig) -> float:
     """Run the job; a config error ends it with one sentence (in a sweep, that job only, recorded as
     failed); a sweeper gets `cfg.objective` (NaN when the run diverged or failed, so a study records the
     trial instead of stopping)."""
-    route_library_logs()
-    # The CSV logger and the checkpoints share the run directory with Hydra's files on purpose, and a
-    # resumed run finds its own checkpoints there.
-    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
-    # In-memory splits are indexed in the main process (workers would only copy them); image datasets
-    # set data.num_workers themselves.
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    # Epoch-level metrics are logged at every epoch's end whatever the step-logging interval.
-    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
-    # On a machine with SLURM installed, a run started without srun is a local run, not a missed launch.
-    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+    quiet_process()
     try:
         result = execute(cfg)
     except DirectoryInUse as error:
@@ -87,3 +75,20 @@ def main(cfg: DictConfig) -> float:
         return float("nan")
     value = result.flat().get(cfg.get("objective", ""))
     return float("nan") if value is None else value
+
+
+def quiet_process() -> None:
+    """Library logs into the run's log file, and the warnings that say nothing about a run left out."""
+    route_library_logs()
+    # The CSV logger and the checkpoints share the run directory with Hydra's files on purpose, and a
+    # resumed run finds its own checkpoints there.
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+    # In-memory splits are indexed in the main process (workers would only copy them); image datasets
+    # set data.num_workers themselves.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Epoch-level metrics are logged at every epoch's end whatever the step-logging interval.
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+    # On a machine with SLURM installed, a run started without srun is a local run, not a missed launch.
+    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")

@@ -101,7 +101,8 @@ def report(parts: Components | None, run_dir: Path, outcome: dict, members: list
     """A group's members get run directories of their own; a single run prints its table; every run
     says where its files are."""
     if parts is not None and parts.members > 1:
-        write_members(run_dir, outcome, members)
+        if outcome["status"] == "completed":  # a member of a group that stopped may not have stopped alone
+            write_members(run_dir, outcome, members)
     elif parts is not None and outcome["status"] == "completed":
         print_report(outcome["metrics"], parts.data.group_names, outcome["best"], parts.data.regression)
     print_end(run_dir, outcome["status"])

@@ -97,7 +97,7 @@ def sentence(error: BaseException) -> str | None:
     key = getattr(cause, "full_key", None) or quoted_key(str(error))
     missing = re.match(r"Key '(\w+)' (?:is )?not in", message)
     if missing and key:
-        return unknown_setting(key, getattr(cause, "object_type", None))
+        return unknown_setting(key, getattr(cause, "object_type", None), getattr(cause, "parent_node", None))
     converted = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", message)
     if converted and key:
         expected = TYPE_NAMES.get(converted.group(2), converted.group(2))
@@ -113,10 +113,15 @@ def sentence(error: BaseException) -> str | None:
     return None
 
 
-def unknown_setting(key: str, owner: type | None) -> str:
+def unknown_setting(key: str, owner: type | None, node=None) -> str:
     name = key.rsplit(".", 1)[-1]
     parent = key.rpartition(".")[0]
-    allowed = [f.name for f in fields(owner)] if owner is not None and is_dataclass(owner) else []
+    if owner is not None and is_dataclass(owner):
+        allowed = [f.name for f in fields(owner)]
+    else:  # a plain YAML node (a config group's option): the keys it has
+        allowed = [
+            str(k) for k in (node.keys() if hasattr(node, "keys") else []) if not str(k).startswith("_")
+        ]
     close = difflib.get_close_matches(name, allowed, n=1)
     where = f" of {parent}" if parent else ""
     if close:

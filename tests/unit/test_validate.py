@@ -66,6 +66,10 @@ BAD_CONFIGS = [
     (["run.lr_scale=fast"], r"^run\.lr_scale must be a number, got 'fast'$"),
     (["run.ensemble=0"], r"^run\.ensemble must be an integer ≥ 1, got 0$"),
     (
+        ["model=linear", "model.width=3"],
+        r"^model\.width is not a setting of model; allowed: bias, init_scale$",
+    ),
+    (
         ["run.matmul_precision=fast"],
         r"^run\.matmul_precision must be one of highest, high, medium, null, got 'fast'$",
     ),

@@ -1,0 +1,1 @@
+"""overparam's Hydra plugins: the batched launcher."""

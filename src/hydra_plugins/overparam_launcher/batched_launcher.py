@@ -1,0 +1,196 @@
+"""`hydra/launcher=batched`: a sweep's jobs that differ only in batchable keys train as one stacked model
+in this process; the others run one after another here, as Hydra's basic launcher runs them.
+
+Each job still gets its own directory with what its single run writes (`.hydra/`, `metrics.json`,
+`metrics.csv`); the group trains in `<sweep dir>/.batched/<group>/` (its checkpoint, its combined log).
+A job whose directory holds a finished run, or is in use, leaves its group and is skipped or refused as
+usual; a group that cannot be stacked (a callback that reads one network, a member diverging) runs its
+jobs one after another, with the reason printed once.
+"""
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from omegaconf import DictConfig, open_dict, read_write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchedLauncherConf:
+    _target_: str = "hydra_plugins.overparam_launcher.batched_launcher.BatchedLauncher"
+    max_members: int = 64  # the largest stacked group; a larger one is split
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="overparam"
+)
+
+
+class BatchedLauncher(Launcher):
+    def __init__(self, max_members: int = 64) -> None:
+        self.max_members = max_members
+        self.config = self.hydra_context = self.task_function = None
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from overparam.batched.grouping import group_jobs, shared_settings
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        configs = []
+        for index, overrides in enumerate(job_overrides):
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = sweep_config.hydra.job.num = initial_job_idx + index
+            configs.append(sweep_config)
+        settings = []
+        for sweep_config in configs:
+            HydraConfig.instance().set_config(sweep_config)
+            settings.append(shared_settings(task_part(sweep_config)))
+        groups, splitting = group_jobs(settings, self.max_members)
+        stacked = sum(len(group) for group in groups if len(group) > 1)
+        summary = f"batched launcher: {len(configs)} jobs, {stacked} of them in {len(groups)} group(s)"
+        print(summary + (f" ({', '.join(splitting)} differs)" if splitting else ""))
+        returns: dict[int, JobReturn] = {}
+        for group in groups:
+            if len(group) > 1:
+                returns.update(self.run_group([(index, configs[index]) for index in group]))
+            for index in group:
+                if index not in returns:
+                    returns[index] = self.run_alone(
+                        configs[index], job_overrides[index], initial_job_idx + index
+                    )
+        return [returns[index] for index in range(len(configs))]
+
+    def run_alone(self, sweep_config: DictConfig, overrides, number: int) -> JobReturn:
+        log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
+        returned = run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=sweep_config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return returned
+
+    def run_group(self, group: list[tuple[int, DictConfig]]) -> dict[int, JobReturn]:
+        """Train the group's jobs as one stacked model; {index: JobReturn} of those it trained (the rest
+        run alone: finished, in use, or the whole group when it cannot be stacked)."""
+        from overparam import rundir
+        from overparam.batched.grouping import stacking_refusal
+        from overparam.ensemble import Member
+        from overparam.entry import quiet_process
+        from overparam.errors import InputError
+        from overparam.run import run
+
+        refusal = stacking_refusal(task_part(group[0][1]))
+        if refusal:
+            print(f"batched launcher: not stacked ({refusal}); its {len(group)} jobs run one after another")
+            return {}
+        prepared = [(index, *self.prepare(sweep_config)) for index, sweep_config in group]
+        with contextlib.ExitStack() as held:
+            ready = []
+            for index, cfg, returned in prepared:
+                run_dir = Path(cfg.run_dir)
+                if finished(run_dir):
+                    continue
+                lock = rundir.RunLock(run_dir)
+                try:
+                    lock.acquire()
+                except rundir.DirectoryInUse:
+                    continue
+                held.callback(lock.release)
+                ready.append((index, cfg, returned))
+            if len(ready) < 2:
+                return {}
+            members = [Member(cfg) for _, cfg, _ in ready]
+            group_cfg = copy.deepcopy(members[0].cfg)
+            names = sorted(Path(m.cfg.run_dir).name for m in members)
+            digest = hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
+            with open_dict(group_cfg):
+                group_cfg.run_dir = str(Path(str(self.config.hydra.sweep.dir)) / ".batched" / digest)
+            print(f"batched launcher: {len(members)} jobs as one stacked model in {group_cfg.run_dir}")
+            self.log_to(group_cfg.run_dir, ready[0][2].hydra_cfg)
+            quiet_process()
+            try:
+                result = run(group_cfg, members=members)
+            except InputError as error:
+                print(
+                    f"batched launcher: not stacked ({error}); its {len(members)} jobs run one after another"
+                )
+                return {}
+            finally:
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            if result.status != "completed":
+                print(f"batched launcher: the stacked group {result.status}; its jobs run one after another")
+                return {}
+        returns = {}
+        for index, cfg, returned in ready:
+            record = json.loads((Path(cfg.run_dir) / "metrics.json").read_text())
+            flat = {**record.get("metrics", {}), **record.get("best", {})}
+            returned.return_value = float(flat.get(cfg.get("objective", ""), float("nan")))
+            returned.status = JobStatus.COMPLETED
+            returns[index] = returned
+        return returns
+
+    @staticmethod
+    def log_to(run_dir: str, hydra_cfg: DictConfig) -> None:
+        """The job logging a run gets from Hydra (console warnings, its `train.log`), for the group's
+        directory."""
+        hydra_cfg = copy.deepcopy(hydra_cfg)
+        with read_write(hydra_cfg.hydra.runtime), open_dict(hydra_cfg.hydra.runtime):
+            hydra_cfg.hydra.runtime.output_dir = run_dir
+        HydraConfig.instance().set_config(hydra_cfg)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        configure_log(hydra_cfg.hydra.job_logging, hydra_cfg.hydra.verbose)
+
+    def prepare(self, sweep_config: DictConfig) -> tuple[DictConfig, JobReturn]:
+        """The job's directory and `.hydra/` files, as Hydra writes them for a job it runs, and the job's
+        config with `run_dir` set to that directory (its other `${hydra:...}` values are resolved later
+        against the group's first job, which shares them)."""
+        captured = {}
+
+        def capture(task_cfg: DictConfig) -> None:
+            cfg = copy.deepcopy(task_cfg)
+            with open_dict(cfg):
+                cfg.run_dir = str(HydraConfig.get().runtime.output_dir)
+            captured["cfg"] = cfg
+
+        returned = run_job(
+            hydra_context=self.hydra_context,
+            task_function=capture,
+            config=sweep_config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return captured["cfg"], returned
+
+
+def task_part(sweep_config: DictConfig) -> DictConfig:
+    cfg = copy.deepcopy(sweep_config)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def finished(run_dir: Path) -> bool:
+    from overparam.rundir import FINAL_STATUSES
+
+    path = run_dir / "metrics.json"
+    return path.exists() and json.loads(path.read_text()).get("status") in FINAL_STATUSES

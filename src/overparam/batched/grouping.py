@@ -1,0 +1,65 @@
+"""Which jobs of a sweep can share one stacked model: those whose configs differ only in batchable keys.
+
+Batchable: the seed (initial draws), the model's settings that change its parameters' values but not
+its structure (σ, init scale, κ; checked when the networks are built), the optimizer's hyperparameters
+(its class must agree), the weighting and its parameters, and `run.lr_scale`. Everything else (data,
+loss, callbacks, step budgets, trainer) must agree within a group.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from overparam.rundir import COSMETIC_PREFIXES, flatten
+
+SHARED_WITHIN = ("optim._target_", "model._target_")
+
+
+def batchable(key: str) -> bool:
+    if key in SHARED_WITHIN:
+        return False
+    return key in ("seed", "run.lr_scale") or key.startswith(("optim.", "model.", "weighting."))
+
+
+def shared_settings(cfg: DictConfig) -> dict:
+    """The settings every member of a group must share, resolved (so `data.seed: ${seed}` differs)."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.run_dir = ""  # the job's own directory, resolved by Hydra later
+    settings = flatten(OmegaConf.to_container(cfg, resolve=True))
+    return {
+        key: repr(value)
+        for key, value in settings.items()
+        if not batchable(key) and not key.startswith(COSMETIC_PREFIXES)
+    }
+
+
+def group_jobs(settings: list[dict], max_members: int) -> tuple[list[list[int]], list[str]]:
+    """Jobs (by index) grouped by their shared settings, in sweep order, each group at most
+    `max_members` long; and the keys whose values split the sweep into several groups."""
+    by_settings: dict[tuple, list[int]] = {}
+    for index, shared in enumerate(settings):
+        by_settings.setdefault(tuple(sorted(shared.items())), []).append(index)
+    groups = [
+        indices[start : start + max_members]
+        for indices in by_settings.values()
+        for start in range(0, len(indices), max_members)
+    ]
+    keys = sorted({key for shared in settings for key in shared})
+    splitting = [key for key in keys if len({shared.get(key) for shared in settings}) > 1]
+    return groups, splitting
+
+
+def stacking_refusal(cfg: DictConfig) -> str | None:
+    """Why the launcher's promise (each job's directory as its single run writes it) fails for a stacked
+    group of this config, or None: a best checkpoint is kept per run, and W&B or TensorBoard log one run
+    per process."""
+    for name, node in sorted((cfg.callbacks or {}).items()):
+        if node is not None and node.get("monitor") and "ModelCheckpoint" in str(node.get("_target_")):
+            return f"callbacks.{name} keeps each run's best checkpoint; remove it with ~callbacks.{name}"
+    for name, node in sorted((cfg.logger or {}).items()):
+        if node is not None and name != "csv":
+            return f"logger.{name} logs one run per process"
+    return None

@@ -1,0 +1,107 @@
+"""`hydra/launcher=batched`: jobs that differ only in batchable keys train as one stacked model, and each
+job's directory holds what its single run writes, to 1e-9 in float64."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import NO_PROGRESS, compose_config, run_cli
+from overparam.entry import execute
+from overparam.results.collect import collect
+
+SMALL = [
+    "data=mnist_pairs",
+    "data.n_train=60",
+    "loss=squared",
+    "optim=gd",
+    "optim.lr=0.3",
+    "trainer=full_batch",
+    "trainer.max_steps=120",
+    "trainer.log_every_n_steps=1",
+    "run.inner_steps=20",
+    "run.eval_splits=[val,test]",
+    "~callbacks.checkpoint",  # a best checkpoint per job is not stacked (tested below)
+    *NO_PROGRESS,
+]
+MLP = ["model=mlp", "model.width=32", "model.depth=2"]  # unless the case chooses its model
+# One sweep per batchable key: its two values make one stacked group of two jobs.
+KEYS = {
+    "seed": ["seed=1,2"],
+    "optim.lr": ["optim.lr=0.3,0.1"],
+    "optim.weight_decay": ["optim.weight_decay=0,0.01"],
+    "optim.momentum": ["optim.momentum=0,0.9"],
+    "weighting": ["weighting=erm,gdro"],
+    "weighting.eta": ["weighting=gdro", "weighting.eta=0.1,1.0"],
+    "init scale": ["model=linear", "model.init_scale=0.1,1.0"],
+    "run.lr_scale": ["optim.lr=null", "run.lr_scale=0.5,0.9"],
+}
+
+
+def job_overrides(job) -> list[str]:
+    return [line[2:] for line in (job / ".hydra" / "overrides.yaml").read_text().splitlines()]
+
+
+def assert_same_run(member, single) -> None:
+    ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (member, single))
+    assert ours["status"] == theirs["status"] == "completed" and ours["steps"] == theirs["steps"]
+    assert set(ours["metrics"]) == set(theirs["metrics"])
+    for key, value in theirs["metrics"].items():
+        assert ours["metrics"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert ours["lr"] == pytest.approx(theirs["lr"], rel=1e-12)
+    logged, alone = pd.read_csv(member / "metrics.csv"), pd.read_csv(single / "metrics.csv")
+    assert set(logged.columns) == set(alone.columns)
+    pd.testing.assert_frame_equal(logged[alone.columns], alone, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("key", sorted(KEYS))
+def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
+    sweep = tmp_path / "sweep"
+    model = [] if any(o.startswith("model=") for o in KEYS[key]) else MLP
+    result = run_cli(["-m", "hydra/launcher=batched", *SMALL, *model, *KEYS[key], f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 jobs as one stacked model" in result.stdout, result.stdout[-2000:]
+    jobs = sorted(path.parent for path in sweep.glob("*/metrics.json"))
+    assert len(jobs) == 2
+    for k, job in enumerate(jobs):
+        single = tmp_path / f"single{k}"
+        execute(compose_config(job_overrides(job), single))  # the same overrides, run alone
+        assert_same_run(job, single)
+    assert len(collect(sweep)) == 2  # the group's own directory is not a run
+
+
+def test_jobs_that_cannot_share_a_model_run_one_after_another_with_the_reason(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "hydra/launcher=batched",
+        *SMALL,
+        "data.n_train=40,60",
+        "seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "batched launcher: 4 jobs, 4 of them in 2 group(s) (data.n_train differs)" in result.stdout
+    assert result.stdout.count("2 jobs as one stacked model") == 2
+    again = run_cli(args)  # a finished sweep: every job is skipped, nothing trains again
+    assert again.returncode == 0 and again.stdout.count("skipped:") == 4
+
+
+def test_a_group_that_cannot_be_stacked_says_why_and_runs_its_jobs_alone(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "hydra/launcher=batched",
+        *SMALL,
+        "callbacks=theory",
+        "seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "not stacked (callbacks.snapshots does not support run.ensemble>1" in result.stdout
+    statuses = [json.loads(p.read_text())["status"] for p in sweep.glob("*/metrics.json")]
+    assert statuses == ["completed", "completed"]
