@@ -105,3 +105,16 @@ def test_a_group_that_cannot_be_stacked_says_why_and_runs_its_jobs_alone(tmp_pat
     assert "not stacked (callbacks.snapshots does not support run.ensemble>1" in result.stdout
     statuses = [json.loads(p.read_text())["status"] for p in sweep.glob("*/metrics.json")]
     assert statuses == ["completed", "completed"]
+
+
+def test_a_group_with_a_diverging_member_reruns_its_jobs_so_each_records_its_own_outcome(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=batched", *SMALL, *MLP, "optim.lr=0.3,1e4", f"hydra.sweep.dir={sweep}"]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the stacked group diverged; its jobs run one after another" in result.stdout
+    outcomes = {
+        json.loads(path.read_text())["config"]["optim"]["lr"]: json.loads(path.read_text())["status"]
+        for path in sweep.glob("*/metrics.json")
+    }
+    assert outcomes == {0.3: "completed", 1e4: "diverged"}

@@ -49,10 +49,10 @@ def is_plain_gradient_step(optimizer: functools.partial) -> bool:
     lr = instance.param_groups[0]["lr"]
     moves = []
     for gradient in (2.0, 1.0):
-        before = float(probe)
+        before = float(probe.detach())
         probe.grad = torch.full_like(probe, gradient)
         instance.step()
-        moves.append(before - float(probe))
+        moves.append(before - float(probe.detach()))
     return abs(moves[0] - 2 * lr) <= 1e-12 * lr and abs(moves[1] - lr) <= 1e-12 * lr
 
 

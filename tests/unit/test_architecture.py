@@ -26,6 +26,8 @@ GENERIC = [
     "loggers.py",
     "step_size.py",
     "ensemble.py",
+    "batched/grouping.py",
+    "batched/optim.py",
     "callbacks/reweighting.py",
     "callbacks/resume.py",
     "procedures/__init__.py",
