@@ -118,3 +118,33 @@ def test_a_group_with_a_diverging_member_reruns_its_jobs_so_each_records_its_own
         for path in sweep.glob("*/metrics.json")
     }
     assert outcomes == {0.3: "completed", 1e4: "diverged"}
+
+
+def test_an_interrupted_group_resumes_and_its_jobs_still_equal_their_single_runs(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    sweep = tmp_path / "sweep"
+    longer = [*SMALL, *MLP, "trainer.max_steps=1500", "seed=1,2"]
+    command = [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=batched", *longer]
+    process = subprocess.Popen(
+        [*command, f"hydra.sweep.dir={sweep}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    while not list(sweep.glob(".batched/*/checkpoints/last.ckpt")):
+        assert process.poll() is None, process.stdout.read().decode()[-2000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=300)
+    (group,) = sweep.glob(".batched/*")
+    assert json.loads((group / "metrics.json").read_text())["status"] == "stopped"
+    assert not list(sweep.glob("*/metrics.json"))  # no job claims a result it did not reach
+    result = run_cli(["-m", "hydra/launcher=batched", *longer, f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Restored all states" in (group / "train.log").read_text()
+    for k, job in enumerate(sorted(path.parent for path in sweep.glob("*/metrics.json"))):
+        execute(compose_config(job_overrides(job), tmp_path / f"single{k}"))
+        assert_same_run(job, tmp_path / f"single{k}")
