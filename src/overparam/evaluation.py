@@ -21,7 +21,9 @@ def evaluate(trainer: L.Trainer, module: L.LightningModule, data) -> dict:
     logged = {**ResumeCheckpoint.restored_train_metrics(trainer), **trainer.callback_metrics}
     final = scalars({k: v for k, v in logged.items() if k.startswith(("train/", "probe/"))})
     for evaluate_split in (trainer.validate, trainer.test):
+        module.written_member_metrics = {}  # a stacked model's members write theirs themselves
         final.update(scalars(evaluate_split(module, datamodule=data, verbose=False)[0]))
+        final.update(module.written_member_metrics)
     return {"metrics": final, "best": best_checkpoint_metrics(trainer, module, data)}
 
 

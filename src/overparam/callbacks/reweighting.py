@@ -24,4 +24,7 @@ class ReweightingCallback(L.Callback):
             logs.update({f"{prefix}/group/{name}": m for name, m in zip(names, mass)})
             logs[f"{prefix}/min_q"] = member_q.min()
             logs[f"{prefix}/entropy"] = -(member_q * torch.log(member_q.clamp(min=1e-30))).sum()
-        pl_module.log_dict(logs, on_step=True, on_epoch=False)
+        if q.dim() == 1:
+            pl_module.log_dict(logs, on_step=True, on_epoch=False)
+        else:
+            pl_module.log_members(logs)
