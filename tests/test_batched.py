@@ -35,6 +35,7 @@ KEYS = {
     "optim.momentum": ["optim.momentum=0,0.9"],
     "weighting": ["weighting=erm,gdro"],
     "weighting.eta": ["weighting=gdro", "weighting.eta=0.1,1.0"],
+    "weighting.rho": ["weighting=chi2", "weighting.rho=0.5,2.0"],  # χ²-DRO solves its members at once
     "init scale": ["model=linear", "model.init_scale=0.1,1.0"],
     "run.lr_scale": ["optim.lr=null", "run.lr_scale=0.5,0.9"],
 }

@@ -90,11 +90,17 @@ class EnsembleReweighter(Reweighter):
         self.static = all(member.static for member in members)
         self.uniform = all(member.uniform for member in members)
         self.n_groups, self.n_train = members[0].n_groups, members[0].n_train
+        self.rows_by_class: dict[type, list[int]] = {}
+        for k, member in enumerate(members):
+            self.rows_by_class.setdefault(type(member), []).append(k)
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         if self.shared:
             return self.members[0](losses[0], groups, index).expand_as(losses)
-        return torch.stack([r(member, groups, index) for r, member in zip(self.members, losses)])
+        q = torch.empty_like(losses)
+        for kind, rows in self.rows_by_class.items():  # each class handles its members at once
+            q[rows] = kind.stacked([self.members[k] for k in rows], losses[rows], groups, index)
+        return q
 
 
 @dataclass

@@ -222,3 +222,18 @@ def test_erm_is_uniform_over_any_batch():
     torch.testing.assert_close(
         erm(torch.rand(4), torch.tensor([0, 1, 1, 0]), torch.arange(4)), torch.full((4,), 0.25)
     )
+
+
+def test_chi2_weights_of_stacked_rows_equal_each_row_solved_alone():
+    from overparam.weighting.chi2 import chi2_weights, chi2_weights_rows
+
+    generator = torch.Generator().manual_seed(0)
+    losses = torch.rand(5, 40, dtype=torch.float64, generator=generator) * torch.tensor(
+        [[1.0], [3.0], [0.1], [2.0], [1.0]]
+    )
+    losses[3] = 0.7  # a flat row: uniform weights
+    rho = torch.tensor([0.5, 1.0, 2.0, 1.0, 10.0])
+    stacked = chi2_weights_rows(losses, rho)
+    for k in range(5):
+        torch.testing.assert_close(stacked[k], chi2_weights(losses[k], float(rho[k])), rtol=1e-12, atol=1e-14)
+    assert not torch.allclose(stacked[0], stacked[1])

@@ -21,7 +21,9 @@ class Reweighter(StepEvents, nn.Module):
     - `sample_weights(train_groups)`: per-sample draw probabilities for a sampler, or None;
     - `next_event_step(step)` / `at_event_step(training)`: a step after which the algorithm acts on the
       training run (`training` offers `misclassified()` and `restart()`); the module calls it after
-      exactly that step and logs what it returns.
+      exactly that step and logs what it returns;
+    - `stacked(members, losses, groups, index)`: q of several members of a stacked model at once (by
+      default one after another; a class whose update vectorizes over members overrides it).
     """
 
     uniform = False
@@ -35,6 +37,11 @@ class Reweighter(StepEvents, nn.Module):
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def stacked(cls, members: list[Reweighter], losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
+        """q of `members` (instances of this class) from their losses `(members, n)`: `(members, n)`."""
+        return torch.stack([member(row, groups, index) for member, row in zip(members, losses)])
 
     def sample_weights(self, train_groups: Tensor) -> Tensor | None:
         return None

@@ -51,6 +51,36 @@ def chi2_weights(losses: Tensor, rho: float) -> Tensor:
     return (excess / excess.sum()).to(losses.dtype)
 
 
+def chi2_weights_rows(losses: Tensor, rho: Tensor, iterations: int = 200) -> Tensor:
+    """`chi2_weights` of every row of `losses` `(members, n)`, row k with radius `rho[k]`: the same
+    bisection run on all rows at once, each row frozen once its bracket is as narrow as the single
+    solve's."""
+    ell = losses.detach().double()
+    rho = rho.to(ell)
+    scale = torch.sqrt(1 + 2 * rho)
+    spread = ell.var(dim=1, unbiased=False)
+    lo = torch.minimum(ell.min(1).values, ell.mean(1) - torch.sqrt(spread / (2 * rho))) - 1.0
+    hi = ell.max(1).values
+    done = torch.zeros_like(hi, dtype=torch.bool)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        excess = (ell - mid[:, None]).clamp(min=0)
+        second = excess.pow(2).mean(1)
+        slope = torch.where(second == 0, 1.0, 1.0 - scale * excess.mean(1) / second.sqrt())
+        below = slope < 0
+        lo, hi = torch.where(done | ~below, lo, mid), torch.where(done | below, hi, mid)
+        done = done | (hi - lo <= 1e-15 * hi.abs().clamp(min=1.0))
+        if bool(done.all()):
+            break
+    excess = (ell - (0.5 * (lo + hi))[:, None]).clamp(min=0)
+    at_max = (ell == ell.max(1, keepdim=True).values).double()
+    excess = torch.where(excess.sum(1, keepdim=True) == 0, at_max, excess)
+    q = excess / excess.sum(1, keepdim=True)
+    flat = (ell.max(1).values - ell.min(1).values) == 0
+    q = torch.where(flat[:, None], torch.full_like(q, 1.0 / ell.shape[1]), q)
+    return q.to(losses.dtype)
+
+
 def radius_from_alpha(alpha: float) -> float:
     """ρ = ½(1/α − 1)², the χ² radius matching a CVaR level α (seed 001 §2.2)."""
     return 0.5 * (1.0 / alpha - 1.0) ** 2
@@ -73,6 +103,10 @@ class ChiSquareDRO(Reweighter):
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         return chi2_weights(losses, self.rho)
+
+    @classmethod
+    def stacked(cls, members: list[Reweighter], losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
+        return chi2_weights_rows(losses, torch.tensor([member.rho for member in members]))
 
     def max_weight(self) -> float:
         # ½ mean((n q − 1)²) ≤ ρ bounds every n q_i by 1 + √(2ρn).
