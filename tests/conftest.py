@@ -30,6 +30,33 @@ QUIET_NO_RESUME = [*NO_PROGRESS, "~callbacks.resume"]
 QUIET_ASYM = QUIET_NO_RESUME
 
 
+def ddp_probe_run(probe_dir: Path) -> list[str]:
+    """Overrides of a two-process DDP run on the CPU whose ranks save Group DRO's weights (ddp_probe.py)."""
+    return [
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=2",
+        "data.n_train=512",
+        "data.n_val=128",
+        "data.n_test=128",
+        "weighting.eta=0.5",
+        "~callbacks.progress",
+        "+callbacks.probe._target_=ddp_probe.SaveGroupWeights",
+        f"+callbacks.probe.dirpath={probe_dir}",
+        f"hydra.run.dir={probe_dir / 'run'}",
+    ]
+
+
+def assert_same_group_weights_on_both_ranks(probe_dir: Path) -> None:
+    ranks = [torch.load(probe_dir / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    assert not set(ranks[0]["seen"]) & set(ranks[1]["seen"])  # each rank trained on its own shard
+    assert len(ranks[0]["seen"]) + len(ranks[1]["seen"]) == 512
+    torch.testing.assert_close(ranks[0]["g"], ranks[1]["g"], rtol=0, atol=0)  # the very same q
+    assert not torch.allclose(ranks[0]["g"], torch.full((4,), 0.25), atol=1e-3)  # and it moved
+
+
 # What a library prints when it is not quiet: warnings, tips, INFO lines, plugin setup, W&B's summary.
 CONSOLE_NOISE = ("warn", "Tip", "💡", "INFO", "deprecated", "alembic", "Run history")
 

@@ -73,50 +73,47 @@ def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
     assert len(collect(sweep)) == 2  # the group's own directory is not a run
 
 
-def test_jobs_that_cannot_share_a_model_run_one_after_another_with_the_reason(tmp_path):
-    sweep = tmp_path / "sweep"
-    args = [
-        "-m",
-        "hydra/launcher=batched",
-        *SMALL,
-        "data.n_train=40,60",
-        "seed=1,2",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    result = run_cli(args)
+def batched_sweep(sweep, *overrides: str):
+    """`python train.py -m hydra/launcher=batched` on the small MLP setting into `sweep`."""
+    result = run_cli(["-m", "hydra/launcher=batched", *SMALL, *MLP, *overrides, f"hydra.sweep.dir={sweep}"])
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_jobs_that_cannot_share_a_model_run_one_after_another_with_the_reason(tmp_path):
+    result = batched_sweep(tmp_path, "data.n_train=40,60", "seed=1,2")
     assert "batched launcher: 4 jobs, 4 of them in 2 group(s) (data.n_train differs)" in result.stdout
     assert result.stdout.count("2 jobs as one stacked model") == 2
-    again = run_cli(args)  # a finished sweep: every job is skipped, nothing trains again
-    assert again.returncode == 0 and again.stdout.count("skipped:") == 4
+    again = batched_sweep(tmp_path, "data.n_train=40,60", "seed=1,2")  # finished: every job is skipped
+    assert again.stdout.count("skipped:") == 4
 
 
-def test_a_group_that_cannot_be_stacked_says_why_and_runs_its_jobs_alone(tmp_path):
-    sweep = tmp_path / "sweep"
-    args = [
-        "-m",
-        "hydra/launcher=batched",
-        *SMALL,
-        "callbacks=theory",
-        "seed=1,2",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    result = run_cli(args)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "not stacked (callbacks.snapshots does not support run.ensemble>1" in result.stdout
-    statuses = [json.loads(p.read_text())["status"] for p in sweep.glob("*/metrics.json")]
+@pytest.mark.parametrize(
+    "overrides,reason",
+    [
+        (["callbacks=theory"], "callbacks.snapshots does not support run.ensemble>1"),
+        (
+            [
+                "+callbacks.best._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+                "+callbacks.best.monitor=val/worst_group_acc",
+            ],
+            "callbacks.best keeps each run's best checkpoint",
+        ),
+    ],
+)
+def test_a_group_that_cannot_be_stacked_says_why_and_runs_its_jobs_alone(tmp_path, overrides, reason):
+    result = batched_sweep(tmp_path, *overrides, "seed=1,2")
+    assert f"not stacked ({reason}" in result.stdout, result.stdout[-2000:]
+    statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("*/metrics.json")]
     assert statuses == ["completed", "completed"]
 
 
 def test_a_group_with_a_diverging_member_reruns_its_jobs_so_each_records_its_own_outcome(tmp_path):
-    sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=batched", *SMALL, *MLP, "optim.lr=0.3,1e4", f"hydra.sweep.dir={sweep}"]
-    result = run_cli(args)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = batched_sweep(tmp_path, "optim.lr=0.3,1e4")
     assert "the stacked group diverged; its jobs run one after another" in result.stdout
     outcomes = {
         json.loads(path.read_text())["config"]["optim"]["lr"]: json.loads(path.read_text())["status"]
-        for path in sweep.glob("*/metrics.json")
+        for path in tmp_path.glob("*/metrics.json")
     }
     assert outcomes == {0.3: "completed", 1e4: "diverged"}
 
@@ -143,8 +140,7 @@ def test_an_interrupted_group_resumes_and_its_jobs_still_equal_their_single_runs
     (group,) = sweep.glob(".batched/*")
     assert json.loads((group / "metrics.json").read_text())["status"] == "stopped"
     assert not list(sweep.glob("*/metrics.json"))  # no job claims a result it did not reach
-    result = run_cli(["-m", "hydra/launcher=batched", *longer, f"hydra.sweep.dir={sweep}"])
-    assert result.returncode == 0, result.stderr[-3000:]
+    batched_sweep(sweep, "trainer.max_steps=1500", "seed=1,2")
     assert "Restored all states" in (group / "train.log").read_text()
     for k, job in enumerate(sorted(path.parent for path in sweep.glob("*/metrics.json"))):
         execute(compose_config(job_overrides(job), tmp_path / f"single{k}"))

@@ -30,8 +30,9 @@ def short_hash(text: str) -> str:
 def job_dirname(overrides) -> str:
     """A sweep job's directory: its overrides as `key=value`, sorted, flat and short. Settings that do not
     change the result (logger, progress, cache paths...) stay out, so turning W&B on finds the same jobs;
-    a path becomes its last part, and a long number 4 significant digits, with a hash of the exact
-    overrides appended when anything was shortened (they are all in `.hydra/overrides.yaml`)."""
+    a path becomes its last part, a long number 4 significant digits and a long name its first 200
+    bytes, with a hash of the exact overrides appended when anything was shortened (they are all in
+    `.hydra/overrides.yaml`)."""
     parts, exact, shortened = [], [], False
     for item in overrides:
         key, _, value = item.partition("=")
@@ -45,9 +46,14 @@ def job_dirname(overrides) -> str:
             value, shortened = f"{float(value):.4g}", True
         parts.append(f"{name}={value}")
     name = ",".join(sorted(parts))
+    if len(name) > MAX_DIRNAME:  # file systems refuse names over 255 bytes
+        name, shortened = name.encode()[:MAX_DIRNAME].decode(errors="ignore"), True
     if shortened:
         name += f",{short_hash(','.join(sorted(exact)))}"
     return name or "defaults"
+
+
+MAX_DIRNAME = 200
 
 
 def is_number(text: str) -> bool:

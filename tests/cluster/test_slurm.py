@@ -11,10 +11,9 @@ import sys
 import time
 
 import pytest
-import torch
 
 from cluster.local_slurm import ClusterUnavailable, LocalSlurm, free_port
-from conftest import ROOT, run_cli
+from conftest import ROOT, assert_same_group_weights_on_both_ranks, ddp_probe_run, run_cli
 from overparam.results.collect import collect
 
 # The package's SLURM launcher (conf/hydra/launcher/slurm.yaml) on the test cluster: no GPU, 1 CPU.
@@ -156,24 +155,7 @@ def test_a_failing_job_is_recorded_while_its_siblings_complete_and_a_rerun_runs_
 
 def test_ddp_over_two_slurm_tasks_keeps_group_dro_weights_identical(cluster, tmp_path):
     """Lightning reads the ranks from SLURM (srun starts one process per task); gloo on the CPU."""
-    train = " ".join(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
-            "trainer.max_epochs=2",
-            "data.n_train=512",
-            "data.n_val=128",
-            "data.n_test=128",
-            "weighting.eta=0.5",
-            "~callbacks.progress",
-            "+callbacks.probe._target_=ddp_probe.SaveGroupWeights",
-            f"+callbacks.probe.dirpath={tmp_path}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ]
-    )
+    train = " ".join([sys.executable, str(ROOT / "train.py"), *ddp_probe_run(tmp_path)])
     script = tmp_path / "ddp.sh"
     script.write_text(f"#!/bin/sh\ncd {ROOT}\nsrun {train}\n")
     result = subprocess.run(
@@ -199,9 +181,5 @@ def test_ddp_over_two_slurm_tasks_keeps_group_dro_weights_identical(cluster, tmp
         timeout=600,
     )
     assert result.returncode == 0, (tmp_path / "ddp.out").read_text()[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    assert ranks[0]["world"] == ranks[1]["world"] == 2
-    assert not set(ranks[0]["seen"]) & set(ranks[1]["seen"])  # each rank trained on its own shard
-    torch.testing.assert_close(ranks[0]["g"], ranks[1]["g"], rtol=0, atol=0)
-    assert not torch.allclose(ranks[0]["g"], torch.full((4,), 0.25), atol=1e-3)
+    assert_same_group_weights_on_both_ranks(tmp_path)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
