@@ -145,3 +145,13 @@ def test_an_interrupted_group_resumes_and_its_jobs_still_equal_their_single_runs
     for k, job in enumerate(sorted(path.parent for path in sweep.glob("*/metrics.json"))):
         execute(compose_config(job_overrides(job), tmp_path / f"single{k}"))
         assert_same_run(job, tmp_path / f"single{k}")
+
+
+def test_a_member_with_a_bad_value_sends_its_group_to_run_alone_where_it_fails_by_itself(tmp_path):
+    result = batched_sweep(tmp_path, "optim.lr=0.3,-1")
+    assert "not stacked (optim.lr must be > 0, got -1)" in result.stdout, result.stdout[-2000:]
+    outcomes = {
+        json.loads(path.read_text())["config"]["optim"]["lr"]: json.loads(path.read_text())["status"]
+        for path in tmp_path.glob("*/metrics.json")
+    }
+    assert outcomes == {0.3: "completed", -1: "failed"}

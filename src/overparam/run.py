@@ -52,6 +52,8 @@ def run(cfg: DictConfig, record: dict | None = None, members: list[Member] | Non
     """
     validate(cfg)
     members = members or seed_members(cfg)
+    for member in members:  # a batched group's members differ from `cfg` in their own values
+        validate(member.cfg)
     run_dir = Path(cfg.run_dir)
     config = OmegaConf.to_container(cfg, resolve=False)
     with rundir.claimed(run_dir, config) as plan:
