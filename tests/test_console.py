@@ -50,3 +50,12 @@ def test_a_run_a_resumed_run_and_a_sweep_print_only_their_own_messages(tmp_path)
     assert_quiet(sweep.stdout + sweep.stderr)
     assert sweep.stdout.count("run directory: ") == 4  # each job says where it runs, at start and end
     assert re.search(r"^\[[^\]]*weighting=erm\] epoch 0  step \d+  train/objective", sweep.stdout, re.M)
+
+
+def test_a_long_run_directory_is_printed_on_one_line(tmp_path, capsys):
+    from conftest import compose_config
+    from overparam.report import print_start
+
+    long_dir = tmp_path / ("nested_" * 20) / "run"
+    print_start(compose_config([], long_dir), long_dir)
+    assert f"run directory: {long_dir}\n├── data: " in capsys.readouterr().out  # copyable as is

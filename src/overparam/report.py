@@ -25,7 +25,8 @@ def print_start(cfg: DictConfig, run_dir: Path) -> None:
     """The run directory and the composed config as a compact tree: one line per group, its option and
     its scalar settings."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    tree = Tree(f"run directory: {run_dir}")  # (the console wraps the settings, not this line)
+    label = f"run directory: {run_dir}"
+    tree = Tree(label)
     for group in ("data", "model", "loss", "weighting", "optim", "trainer", "run"):
         node = OmegaConf.to_container(cfg[group], resolve=True) if cfg[group] is not None else {}
         settings = ", ".join(
@@ -36,7 +37,9 @@ def print_start(cfg: DictConfig, run_dir: Path) -> None:
         option = choices.get(group) or ""
         line = f"{group}: {option} ({settings})" if option else f"{group}: {settings}"
         tree.add(line)
-    Console().print(tree)
+    console = Console()
+    # The settings wrap at the console's width; the directory, which users copy, never does.
+    Console(width=max(console.width, len(label) + 1)).print(tree)
 
 
 def print_end(run_dir: Path, status: str) -> None:
