@@ -16,7 +16,7 @@ from overparam.batched.optim import memberwise_factory
 from overparam.callbacks.resume import AtomicCheckpointIO, ResumeCheckpoint
 from overparam.callbacks.reweighting import ReweightingCallback
 from overparam.data.base import GroupDataModule
-from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter
+from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter, plain_attributes
 from overparam.errors import ConfigError
 from overparam.loggers import wandb_settings
 from overparam.models.mitigation import mitigate
@@ -36,10 +36,13 @@ class Components:
     module: ReweightedModule
     trainer: L.Trainer
     loggers: list
-    lr: float | None
     rates: list[float | None]  # every member's step size (one for a single run)
     members: int
     unstable: str | None  # why full-batch GD diverges from its first step, when a bound says so
+
+    @property
+    def lr(self) -> float | None:
+        return self.rates[0]
 
 
 def build(cfg: DictConfig, group: str, **facts):
@@ -124,7 +127,7 @@ def assemble(cfg: DictConfig, resuming: bool, members: list[DictConfig] | None =
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     rates = [factory.keywords.get("lr") for factory in factories]
-    return Components(data, module, trainer, loggers, rates[0], rates, len(nets), unstable[0])
+    return Components(data, module, trainer, loggers, rates, len(nets), unstable[0])
 
 
 def member_optimizer(member: DictConfig, data, net, reweighter, loss_fn) -> functools.partial:
@@ -248,19 +251,12 @@ def structure(net: torch.nn.Module) -> list:
     shapes and its plain attributes (a scale kept as a float, an activation's name)."""
     described = []
     for name, module in net.named_modules():
-        plain = {
-            k: v
-            for k, v in vars(module).items()
-            if not k.startswith("_")
-            and not isinstance(v, (torch.Tensor, torch.nn.Module))
-            and k != "training"
-        }
         shapes = {
             k: tuple(v.shape)
             for k, v in [*module._parameters.items(), *module._buffers.items()]
             if v is not None
         }
-        described.append((name, type(module).__name__, repr(plain), shapes))
+        described.append((name, type(module).__name__, plain_attributes(module), shapes))
     return described
 
 

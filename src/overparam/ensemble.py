@@ -54,16 +54,24 @@ class EnsembleNet(nn.Module):
         return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
 
 
+def plain_attributes(module: nn.Module) -> str:
+    """A module's settings kept as plain attributes (a scale as a float, a name), not as tensors or
+    submodules: what two members must share beyond their tensors' shapes."""
+    return repr(
+        {
+            k: v
+            for k, v in vars(module).items()
+            if not k.startswith("_") and k != "training" and not isinstance(v, (Tensor, nn.Module))
+        }
+    )
+
+
 def same_reweighter(first: Reweighter, other: Reweighter) -> bool:
     """The same class with the same settings and state (a sweep over its parameters differs here)."""
-    plain = {k: v for k, v in vars(first).items() if not k.startswith("_") and not isinstance(v, Tensor)}
-    other_plain = {
-        k: v for k, v in vars(other).items() if not k.startswith("_") and not isinstance(v, Tensor)
-    }
     first_state, other_state = first.state_dict(), other.state_dict()
     return (
         type(first) is type(other)
-        and repr(plain) == repr(other_plain)
+        and plain_attributes(first) == plain_attributes(other)
         and first_state.keys() == other_state.keys()
         and all(torch.equal(first_state[k], other_state[k]) for k in first_state)
     )
@@ -135,7 +143,6 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
     step size), metrics.csv (its own columns) and, where given, `.hydra/overrides.yaml` (the collector then
     sees one run per member)."""
     curves = pd.read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else None
-    rates = result.get("rates") or [result.get("lr")] * len(members)
     for k, member in enumerate(members):
         tag = f"/member{k}/"
         own = {
@@ -149,7 +156,10 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
             (member_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(member.overrides))
         record = {key: value for key, value in result.items() if key not in ("members", "rates")}
         record.update(
-            metrics=own, best={}, lr=rates[k], config=OmegaConf.to_container(member.cfg, resolve=False)
+            metrics=own,
+            best={},
+            lr=result["rates"][k],
+            config=OmegaConf.to_container(member.cfg, resolve=False),
         )
         record["batched_group"] = {"run_dir": str(run_dir), "index": k, "members": len(members)}
         write_json(member_dir / "metrics.json", record)

@@ -182,6 +182,12 @@ def prepare(run_dir: Path, config: dict) -> Plan:
     return Plan("start")
 
 
+def holds_finished_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a run that `prepare` would skip (completed or diverged)."""
+    path = run_dir / "metrics.json"
+    return path.exists() and json.loads(path.read_text()).get("status") in FINAL_STATUSES
+
+
 def record_failure(run_dir: Path, config: dict, error: str) -> None:
     """metrics.json of a job that could not start (a bad value in its config), unless the directory
     already holds a record: that one is kept."""

@@ -107,7 +107,7 @@ class BatchedLauncher(Launcher):
             ready = []
             for index, cfg, returned in prepared:
                 run_dir = Path(cfg.run_dir)
-                if finished(run_dir):
+                if rundir.holds_finished_run(run_dir):
                     continue
                 lock = rundir.RunLock(run_dir)
                 try:
@@ -187,10 +187,3 @@ def task_part(sweep_config: DictConfig) -> DictConfig:
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
-
-
-def finished(run_dir: Path) -> bool:
-    from overparam.rundir import FINAL_STATUSES
-
-    path = run_dir / "metrics.json"
-    return path.exists() and json.loads(path.read_text()).get("status") in FINAL_STATUSES
