@@ -182,6 +182,7 @@ def reweighted_module(
             eval_splits=tuple(cfg.run.eval_splits),
             loss_reduction=cfg.run.loss_reduction,
             stop_loss=chunk_stop_loss(cfg, callbacks, reweighter),
+            compile=compile_steps(cfg, data),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error
@@ -198,6 +199,14 @@ def chunk_length(inner_steps: int | str, batch_size: int | None) -> int:
             "set run.inner_steps=1 (or auto) with mini-batches (data.batch_size or data.split)"
         )
     return inner_steps
+
+
+def compile_steps(cfg: DictConfig, data) -> bool:
+    if cfg.run.compile and data.batch_size is not None:
+        raise ConfigError(
+            "run.compile=true compiles full-batch steps: set data.batch_size=null or run.compile=false"
+        )
+    return bool(cfg.run.compile)
 
 
 def chunk_stop_loss(cfg: DictConfig, callbacks: list, reweighter) -> float | None:

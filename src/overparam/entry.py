@@ -3,6 +3,7 @@ config as one sentence, and return the value a sweeper optimizes."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import warnings
@@ -92,3 +93,5 @@ def quiet_process() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     # On a machine with SLURM installed, a run started without srun is a local run, not a missed launch.
     warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+    # torch.compile's C++ toolchain looks for CUDA even on a CPU build ("No CUDA runtime is found").
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)

@@ -14,6 +14,7 @@ from torch.nn.utils import parameters_to_vector
 from overparam.data.base import Batch
 from overparam.errors import Diverged
 from overparam.events import StepEvents, chunk_end
+from overparam.full_batch_step import FullBatchStep
 from overparam.metrics import GroupMetrics
 from overparam.weighting.base import Reweighter
 
@@ -49,6 +50,7 @@ class ReweightedModule(L.LightningModule):
         eval_splits: tuple[str, ...] = ("val",),
         loss_reduction: str = "mean",
         stop_loss: float | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "loss_fn", "reweighter", "optimizer"])
@@ -66,6 +68,8 @@ class ReweightedModule(L.LightningModule):
         # Full batch: a chunk ends at the first step whose objective (the training loss) is below this, so
         # a stop rule on the training loss (seed 003: < 1e-5) sees the first such step, not a chunk's end.
         self.stop_loss = stop_loss
+        self.compile = compile
+        self.full_batch_step: FullBatchStep | None = None  # built at the first plain step
         self.eval_metrics = nn.ModuleList(
             GroupMetrics(group_names, group_counts, members) for _ in self.eval_splits
         )
@@ -128,13 +132,17 @@ class ReweightedModule(L.LightningModule):
         optimizer = self.optimizers()
         start, steps = self.trainer.global_step, self.steps_in_chunk()
         reweighter_event = self.reweighter.next_event_step(start)
-        plain = steps > 1 and self.uses_plain_steps()
+        # Plain steps skip Lightning's per-step machinery; the last one of a chunk goes through it (hooks).
+        plain = (steps > 1 or self.compile) and self.uses_plain_steps()
         for i in range(steps):
-            (optimizer.optimizer if plain else optimizer).zero_grad(set_to_none=True)
-            outputs = self.net(batch.x)
-            losses = self.loss_fn(outputs, batch.y)
-            q = self.reweighter(losses, batch.group, batch.index)
-            objectives = self.objective(losses, q)
+            if plain:
+                objectives, outputs, losses, q = self.plain_step().gradients(batch)
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                outputs = self.net(batch.x)
+                losses = self.loss_fn(outputs, batch.y)
+                q = self.reweighter(losses, batch.group, batch.index)
+                objectives = self.objective(losses, q)
             objective = objectives.sum()
             value = objective.item()
             if not math.isfinite(value):  # θ_t is where it broke: no step from there
@@ -143,13 +151,13 @@ class ReweightedModule(L.LightningModule):
                 break  # θ_t is below the threshold: no further step
             self.last_finite_objective = value
             if plain and i < steps - 1:
-                objective.backward()
                 # Count the step in Lightning's progress (global_step) without its hooks.
                 optimizer._on_before_step()
-                optimizer.optimizer.step()
+                self.full_batch_step.update()
                 optimizer._on_after_step()
             else:
-                self.manual_backward(objective)
+                if not plain:
+                    self.manual_backward(objective)
                 optimizer.step()
         self.train_metrics.update(self.correct(outputs.detach(), batch.y), losses, batch.group)
         # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps
@@ -165,6 +173,18 @@ class ReweightedModule(L.LightningModule):
         if reweighter_event == self.trainer.global_step:
             self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
+
+    def plain_step(self) -> FullBatchStep:
+        if self.full_batch_step is None:
+            self.full_batch_step = FullBatchStep(self, self.optimizers().optimizer, self.compile)
+        return self.full_batch_step
+
+    def compile_record(self) -> dict:
+        """What metrics.json says of compilation: each part's first-call seconds, or why it ran eagerly."""
+        step = self.full_batch_step
+        if step is None or not self.compile:
+            return {}
+        return {"compile": {"seconds": step.compile_seconds, "fallback": step.fallback}}
 
     def misclassified(self) -> Tensor:
         """A boolean mask over the training set (evaluation mode): the points the model gets wrong now."""
@@ -258,7 +278,15 @@ class ReweightedModule(L.LightningModule):
         self.write_members()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.net.parameters())
+        # An optimizer that builds its state at once (Adagrad's step count) builds it in the parameters'
+        # dtype, as one that builds it at its first step does in a float64 run; a compiled update computes
+        # with that count, so in float32 it would round the step size.
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(next(self.net.parameters()).dtype)
+        try:
+            return self.optimizer_factory(self.net.parameters())
+        finally:
+            torch.set_default_dtype(previous)
 
 
 def next_log_grid_step(step: int, per_decade: int) -> int:

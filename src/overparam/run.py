@@ -85,7 +85,7 @@ def run(cfg: DictConfig, record: dict | None = None, members: list[Member] | Non
             raise
         finally:
             if parts is not None:
-                outcome.update(steps=parts.trainer.global_step, lr=parts.lr)
+                outcome.update(steps=parts.trainer.global_step, lr=parts.lr, **parts.module.compile_record())
                 outcome.update({"members": parts.members, "rates": parts.rates} if parts.members > 1 else {})
             seconds = plan.seconds_before + time.time() - started  # every attempt's time
             outcome.update(seconds=round(seconds, 3), config=config, **(record or {}))
