@@ -96,6 +96,7 @@ class StepTimer(L.Callback):
     """Wall time of the optimizer steps after the first `warmup` (cuDNN autotuning, allocator growth)."""
 
     last: dict = {}
+    stackable = True  # it times the run as a whole
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup

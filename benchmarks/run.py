@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 
 from batched import batched_sweep
+from compiled import compiled_step
 from ensemble import ensemble
 from full_batch import linear_six_images, paper_scale_step, two_layer_relu
 from images import image_pipeline
 
-NAMES = ("1a", "1b", "2", "3", "4", "5b")
+NAMES = ("1a", "1b", "2", "3", "4", "5a", "5b", "5c")
 
 
 def benchmarks(device: str, quick: bool) -> dict:
@@ -41,7 +42,9 @@ def benchmarks(device: str, quick: bool) -> dict:
             paper_scale_step(device, max(3, int((1000 if gpu else 20) * scale)), width, width, precision)
             for precision in (("highest", "high") if gpu else ("highest",))
         ],
+        "5a": lambda: [compiled_step(device, int(20000 * scale), members=1)],
         "5b": lambda: [batched_sweep(device, 64 if not quick else 16, int(10000 * scale))],
+        "5c": lambda: [compiled_step(device, int(20000 * scale), members=64)],
     }
 
 

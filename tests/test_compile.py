@@ -7,8 +7,10 @@ import json
 
 import pandas as pd
 import pytest
+from hydra.utils import instantiate
 
 from conftest import NO_PROGRESS, compose_config, run_cli
+from overparam.components import compile_steps
 from overparam.entry import execute
 from overparam.errors import ConfigError
 
@@ -88,3 +90,17 @@ def test_compiling_mini_batch_steps_is_refused_in_one_sentence(tmp_path):
     cfg = compose_config([*SMALL, "data.batch_size=16", "run.inner_steps=1", "run.compile=true"], tmp_path)
     with pytest.raises(ConfigError, match=r"run.compile=true compiles full-batch steps: set data.batch_size"):
         execute(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "compiled"),
+    [
+        (["trainer.max_steps=100000"], True),
+        (["trainer.max_steps=99999"], False),  # seconds of compilation would not pay
+        (["trainer.max_steps=100000", "data.batch_size=16", "run.inner_steps=1"], False),  # mini-batches
+    ],
+)
+def test_auto_compiles_long_full_batch_runs(overrides, compiled):
+    cfg = compose_config([*SMALL, "run.compile=auto", *overrides])
+    data = instantiate(cfg.data)
+    assert compile_steps(cfg, data) is compiled

@@ -23,8 +23,12 @@ from overparam.models.mitigation import mitigate
 from overparam.module import ReweightedModule
 from overparam.step_size import quadratic_stability_error, scaled_learning_rate
 
-# Callbacks that act on the run as a whole, so they serve a seed-batched ensemble too (by type: the probes
-# read one network's parameters).
+# Callbacks that act on the run as a whole, so they serve a stacked model too (by type: the probes read one
+# network's parameters). A callback of one's own says so with a class attribute `stackable = True`.
+# run.compile=auto compiles full-batch runs of at least this many steps: a few seconds of compilation
+# against ≥ 3× faster steps of a small model.
+COMPILE_FROM_STEPS = 100_000
+
 ENSEMBLE_CALLBACKS = (ReweightingCallback, ModelCheckpoint, ResumeCheckpoint, ProgressBar)
 
 
@@ -202,6 +206,11 @@ def chunk_length(inner_steps: int | str, batch_size: int | None) -> int:
 
 
 def compile_steps(cfg: DictConfig, data) -> bool:
+    """Whether full-batch steps run as compiled graphs: `run.compile=auto` compiles runs long enough to
+    repay the compilation (seconds; measured in docs/performance.md)."""
+    if cfg.run.compile == "auto":
+        max_steps = cfg.trainer.get("max_steps") or 0
+        return data.batch_size is None and max_steps >= COMPILE_FROM_STEPS
     if cfg.run.compile and data.batch_size is not None:
         raise ConfigError(
             "run.compile=true compiles full-batch steps: set data.batch_size=null or run.compile=false"
@@ -286,7 +295,10 @@ def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
     if "${seed}" in OmegaConf.to_yaml(cfg.data):
         raise ConfigError("ensemble members must share the data, but data.seed follows seed: set data.seed")
     for name, node in sorted((cfg.callbacks or {}).items()):
-        if node is not None and not issubclass(get_class(node._target_), ENSEMBLE_CALLBACKS):
+        if node is None:
+            continue
+        callback = get_class(node._target_)
+        if not (issubclass(callback, ENSEMBLE_CALLBACKS) or getattr(callback, "stackable", False)):
             raise ConfigError(
                 f"callbacks.{name} does not support run.ensemble>1; remove it (~callbacks.{name})"
             )

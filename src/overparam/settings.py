@@ -27,7 +27,7 @@ class RunSettings:
     ensemble: int = 1
     matmul_precision: str | None = None
     mitigation: str = "none"
-    compile: bool = False  # full batch: each step's gradient and update as compiled graphs (torch.compile)
+    compile: Any = "auto"  # true | false | auto: compile full-batch steps (auto: ≥ 100,000 steps)
 
 
 # The values a run setting may take, where its type alone does not say.

@@ -71,6 +71,8 @@ def check_run_settings(run: DictConfig) -> None:
     steps = run.inner_steps
     if steps != "auto" and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise ConfigError(f"run.inner_steps must be an integer ≥ 1 or auto, got {steps!r}")
+    if run.compile not in (True, False, "auto"):
+        raise ConfigError(f"run.compile must be true, false or auto, got {run.compile!r}")
     for key, minimum in (("ensemble", 1), ("log_grid_per_decade", 1)):
         if run[key] is not None and run[key] < minimum:
             raise ConfigError(f"run.{key} must be an integer ≥ {minimum}, got {run[key]}")

@@ -56,13 +56,20 @@ class Reweighter(StepEvents, nn.Module):
 
 
 def spread_over_groups(group_mass: Tensor, groups: Tensor) -> Tensor:
-    """Give each sample its group's mass divided evenly among the group's members in the batch.
+    """Give each sample its group's mass divided evenly among the group's members in the batch (the mass
+    of the last dimension; leading dimensions are members of a stacked model).
 
     Groups absent from the batch have no one to carry their mass, so the result is renormalised over the
     groups present (the simplex contract); with every group present it is exactly g_k / |B ∩ D_k|.
     """
-    counts = torch.bincount(groups, minlength=len(group_mass)).to(group_mass.dtype)
+    counts = group_membership(groups, group_mass.shape[-1], group_mass.dtype).sum(0)
     present_mass = torch.where(counts > 0, group_mass, torch.zeros_like(group_mass))
     per_sample = present_mass / counts.clamp(min=1)
-    q = per_sample[groups]
-    return q / q.sum()
+    q = per_sample[..., groups]
+    return q / q.sum(-1, keepdim=True)
+
+
+def group_membership(groups: Tensor, n_groups: int, dtype: torch.dtype) -> Tensor:
+    """The (n, n_groups) 0/1 matrix of which group each sample is in: `values @ it` sums by group. A
+    matmul, not a bincount, so that a compiled step fuses it."""
+    return torch.nn.functional.one_hot(groups, n_groups).to(dtype)

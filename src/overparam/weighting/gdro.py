@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from overparam.weighting.base import Reweighter, spread_over_groups
+from overparam.weighting.base import Reweighter, group_membership, spread_over_groups
 
 
 class GroupDRO(Reweighter):
@@ -25,17 +25,24 @@ class GroupDRO(Reweighter):
         self.register_buffer("g", torch.full((n_groups,), 1.0 / n_groups))
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
-        n_groups = len(self.g)
-        sums = torch.bincount(groups, weights=losses.detach().float(), minlength=n_groups)
-        counts = torch.bincount(groups, minlength=n_groups).float()
+        return self.stacked([self], losses.unsqueeze(0), groups, index)[0]
+
+    @classmethod
+    def stacked(cls, members: list[GroupDRO], losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
+        """Every member's update at once: g rows `(members, k)`, each with its own η_q."""
+        g = torch.stack([member.g for member in members])
+        membership = group_membership(groups, g.shape[1], g.dtype)
+        sums, counts = losses.detach().to(g.dtype) @ membership, membership.sum(0)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(sums)
             torch.distributed.all_reduce(counts)
         group_loss = sums / counts.clamp(min=1)
+        eta = torch.tensor([member.eta for member in members], dtype=g.dtype, device=g.device)
         # Multiplying in log space keeps g finite when η_q · L_k is large.
-        log_g = torch.log(self.g) + self.eta * group_loss
-        self.g.copy_(torch.softmax(log_g, dim=0))
-        return spread_over_groups(self.g, groups).to(losses.dtype)
+        g = torch.softmax(torch.log(g) + eta[:, None] * group_loss, dim=1)
+        for member, row in zip(members, g):
+            member.g.copy_(row)
+        return spread_over_groups(g, groups).to(losses.dtype)
 
     def max_weight(self) -> float:
         return 1.0 / self.smallest_group  # all of g on the smallest group
