@@ -108,14 +108,27 @@ def test_a_group_that_cannot_be_stacked_says_why_and_runs_its_jobs_alone(tmp_pat
     assert statuses == ["completed", "completed"]
 
 
-def test_a_group_with_a_diverging_member_reruns_its_jobs_so_each_records_its_own_outcome(tmp_path):
-    result = batched_sweep(tmp_path, "optim.lr=0.3,1e4")
-    assert "the stacked group diverged; its jobs run one after another" in result.stdout
-    outcomes = {
-        json.loads(path.read_text())["config"]["optim"]["lr"]: json.loads(path.read_text())["status"]
-        for path in tmp_path.glob("*/metrics.json")
-    }
-    assert outcomes == {0.3: "completed", 1e4: "diverged"}
+def test_a_diverging_member_is_frozen_at_its_step_and_the_others_go_on(tmp_path):
+    result = batched_sweep(tmp_path / "sweep", "optim.lr=0.3,30", "optim.momentum=0.9", "weighting=gdro")
+    assert "2 jobs as one stacked model" in result.stdout and "one after another" not in result.stdout
+    jobs = {json.loads((p / "metrics.json").read_text())["config"]["optim"]["lr"]: p for p in job_dirs(tmp_path)}
+    single = {}
+    for lr, job in jobs.items():
+        single[lr] = tmp_path / f"single{lr}"
+        execute(compose_config(job_overrides(job), single[lr]))
+    assert_same_run(jobs[0.3], single[0.3])
+    ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (jobs[30], single[30]))
+    assert ours["status"] == theirs["status"] == "diverged"
+    assert 0 < ours["diverged_at_step"] == theirs["diverged_at_step"] == ours["steps"] == theirs["steps"] < 120
+    assert ours["error"].split(" (")[0] == theirs["error"].split(" (")[0]  # "…became nan at step t"
+    assert ours["last_finite_loss"] == pytest.approx(theirs["last_finite_loss"], rel=1e-9)
+    assert "metrics" not in ours and "metrics" not in theirs
+    logged, alone = pd.read_csv(jobs[30] / "metrics.csv"), pd.read_csv(single[30] / "metrics.csv")
+    pd.testing.assert_frame_equal(logged[alone.columns], alone, rtol=1e-9, atol=1e-12)
+
+
+def job_dirs(tmp_path):
+    return sorted(path.parent for path in (tmp_path / "sweep").glob("*/metrics.json"))
 
 
 def test_an_interrupted_group_resumes_and_its_jobs_still_equal_their_single_runs(tmp_path):

@@ -143,6 +143,7 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
     step size), metrics.csv (its own columns) and, where given, `.hydra/overrides.yaml` (the collector then
     sees one run per member)."""
     curves = pd.read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else None
+    failures = {int(k): failure for k, failure in (result.get("member_failures") or {}).items()}
     for k, member in enumerate(members):
         tag = f"/member{k}/"
         own = {
@@ -154,13 +155,17 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
         (member_dir / ".hydra").mkdir(parents=True, exist_ok=True)
         if member.overrides is not None:
             (member_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(member.overrides))
-        record = {key: value for key, value in result.items() if key not in ("members", "rates")}
+        group_keys = ("members", "rates", "member_failures")
+        record = {key: value for key, value in result.items() if key not in group_keys}
         record.update(
             metrics=own,
             best={},
             lr=result["rates"][k],
             config=OmegaConf.to_container(member.cfg, resolve=False),
         )
+        if k in failures:  # what its single run writes when it diverges: no final metrics
+            record = {key: value for key, value in record.items() if key not in ("metrics", "best")}
+            record.update(failures[k])
         record["batched_group"] = {"run_dir": str(run_dir), "index": k, "members": len(members)}
         write_json(member_dir / "metrics.json", record)
         if curves is not None:
@@ -170,4 +175,6 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
             own_curves = curves[columns].rename(columns={c: c.replace(tag, "/") for c in columns})
             values = [c for c in own_curves.columns if c not in ("step", "epoch")]
             own_curves = own_curves.dropna(how="all", subset=values)
+            if k in failures:  # its single run logged nothing after the step it diverged at
+                own_curves = own_curves[own_curves["step"] <= failures[k]["diverged_at_step"]]
             own_curves.to_csv(member_dir / "metrics.csv", index=False)

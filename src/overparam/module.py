@@ -75,6 +75,10 @@ class ReweightedModule(L.LightningModule):
         )
         self.test_metrics = GroupMetrics(group_names, group_counts, members)
         self.last_finite_objective: float | None = None
+        # A stacked model's diverged members: what each one's metrics.json says, and its frozen θ_t.
+        self.member_failures: dict[int, dict] = {}
+        self.frozen_rows: dict[int, list[Tensor]] = {}
+        self.last_finite_members: list[float | None] = [None] * members
         # A stacked model's per-member values, gathered during a hook and written as one row at its end.
         self.member_values: dict[str, float] = {}
         self.written_member_metrics: dict[str, float] = {}
@@ -143,6 +147,8 @@ class ReweightedModule(L.LightningModule):
                 losses = self.loss_fn(outputs, batch.y)
                 q = self.reweighter(losses, batch.group, batch.index)
                 objectives = self.objective(losses, q)
+            if self.members > 1:
+                objectives = self.check_members(objectives)
             objective = objectives.sum()
             value = objective.item()
             if not math.isfinite(value):  # θ_t is where it broke: no step from there
@@ -159,6 +165,7 @@ class ReweightedModule(L.LightningModule):
                 if not plain:
                     self.manual_backward(objective)
                 optimizer.step()
+            self.hold_frozen_members()
         self.train_metrics.update(self.correct(outputs.detach(), batch.y), losses, batch.group)
         # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps
         # (Lightning then leaves "epoch" out, so it is logged too).
@@ -173,6 +180,47 @@ class ReweightedModule(L.LightningModule):
         if reweighter_event == self.trainer.global_step:
             self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
+
+    def check_members(self, objectives: Tensor) -> Tensor:
+        """A stacked member whose objective is not finite at θ_t diverged at this step, as its single run
+        would: it is recorded and frozen at θ_t, and the others go on. The group diverges when all have.
+        Returns the objectives with the frozen members' set to 0 (their rows get no gradient)."""
+        step = self.trainer.global_step
+        for k, value in enumerate(objectives.tolist()):
+            if k in self.member_failures:
+                continue
+            if math.isfinite(value):
+                self.last_finite_members[k] = value
+                continue
+            error = Diverged.non_finite(step, value, self.last_finite_members[k])
+            self.member_failures[k] = {
+                "status": "diverged",
+                "steps": step,
+                "error": str(error),
+                "diverged_at_step": step,
+                "last_finite_loss": error.last_finite,
+            }
+            self.frozen_rows[k] = [param[k].detach().clone() for param in self.net.parameters()]
+        if len(self.member_failures) == self.members:
+            raise Diverged(f"every member diverged (member 0: {self.member_failures[0]['error']})", step, None)
+        if not self.member_failures:
+            return objectives
+        active = torch.ones(self.members, dtype=torch.bool, device=objectives.device)
+        active[list(self.member_failures)] = False
+        return torch.where(active, objectives, torch.zeros_like(objectives))
+
+    def hold_frozen_members(self) -> None:
+        """Put the diverged members back at θ_t after a step (momentum, weight decay or Adam would move
+        them even without a gradient)."""
+        if not self.member_failures:
+            return
+        if len(self.frozen_rows) < len(self.member_failures):  # resumed: the checkpoint holds them at θ_t
+            for k in self.member_failures:
+                self.frozen_rows.setdefault(k, [p[k].detach().clone() for p in self.net.parameters()])
+        with torch.no_grad():
+            for k, rows in self.frozen_rows.items():
+                for param, row in zip(self.net.parameters(), rows):
+                    param[k] = row
 
     def plain_step(self) -> FullBatchStep:
         if self.full_batch_step is None:
@@ -210,9 +258,13 @@ class ReweightedModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["initial_state"] = self.initial_state
+        checkpoint["member_failures"] = self.member_failures
+        checkpoint["last_finite_members"] = self.last_finite_members
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.initial_state = checkpoint.get("initial_state", self.initial_state)
+        self.member_failures = checkpoint.get("member_failures", {})
+        self.last_finite_members = checkpoint.get("last_finite_members", self.last_finite_members)
 
     def evaluate(self, batch: Batch, metrics: GroupMetrics) -> None:
         outputs = self.net(batch.x)

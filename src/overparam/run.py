@@ -86,7 +86,9 @@ def run(cfg: DictConfig, record: dict | None = None, members: list[Member] | Non
         finally:
             if parts is not None:
                 outcome.update(steps=parts.trainer.global_step, lr=parts.lr, **parts.module.compile_record())
-                outcome.update({"members": parts.members, "rates": parts.rates} if parts.members > 1 else {})
+                if parts.members > 1:
+                    failures = parts.module.member_failures
+                    outcome.update(members=parts.members, rates=parts.rates, member_failures=failures)
             seconds = plan.seconds_before + time.time() - started  # every attempt's time
             outcome.update(seconds=round(seconds, 3), config=config, **(record or {}))
             if not rundir.is_secondary_rank():

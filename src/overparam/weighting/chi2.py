@@ -61,7 +61,7 @@ def chi2_weights_rows(losses: Tensor, rho: Tensor, iterations: int = 200) -> Ten
     spread = ell.var(dim=1, unbiased=False)
     lo = torch.minimum(ell.min(1).values, ell.mean(1) - torch.sqrt(spread / (2 * rho))) - 1.0
     hi = ell.max(1).values
-    done = torch.zeros_like(hi, dtype=torch.bool)
+    done = ~torch.isfinite(ell).all(1)  # a diverged member of a stacked model has nothing to solve
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
         excess = (ell - mid[:, None]).clamp(min=0)
