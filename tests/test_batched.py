@@ -111,7 +111,9 @@ def test_a_group_that_cannot_be_stacked_says_why_and_runs_its_jobs_alone(tmp_pat
 def test_a_diverging_member_is_frozen_at_its_step_and_the_others_go_on(tmp_path):
     result = batched_sweep(tmp_path / "sweep", "optim.lr=0.3,30", "optim.momentum=0.9", "weighting=gdro")
     assert "2 jobs as one stacked model" in result.stdout and "one after another" not in result.stdout
-    jobs = {json.loads((p / "metrics.json").read_text())["config"]["optim"]["lr"]: p for p in job_dirs(tmp_path)}
+    jobs = {
+        json.loads((p / "metrics.json").read_text())["config"]["optim"]["lr"]: p for p in job_dirs(tmp_path)
+    }
     single = {}
     for lr, job in jobs.items():
         single[lr] = tmp_path / f"single{lr}"
@@ -119,7 +121,8 @@ def test_a_diverging_member_is_frozen_at_its_step_and_the_others_go_on(tmp_path)
     assert_same_run(jobs[0.3], single[0.3])
     ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (jobs[30], single[30]))
     assert ours["status"] == theirs["status"] == "diverged"
-    assert 0 < ours["diverged_at_step"] == theirs["diverged_at_step"] == ours["steps"] == theirs["steps"] < 120
+    assert 0 < ours["diverged_at_step"] == theirs["diverged_at_step"] == ours["steps"] < 120
+    assert ours["steps"] == theirs["steps"]
     assert ours["error"].split(" (")[0] == theirs["error"].split(" (")[0]  # "…became nan at step t"
     assert ours["last_finite_loss"] == pytest.approx(theirs["last_finite_loss"], rel=1e-9)
     assert "metrics" not in ours and "metrics" not in theirs

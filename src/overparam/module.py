@@ -202,7 +202,8 @@ class ReweightedModule(L.LightningModule):
             }
             self.frozen_rows[k] = [param[k].detach().clone() for param in self.net.parameters()]
         if len(self.member_failures) == self.members:
-            raise Diverged(f"every member diverged (member 0: {self.member_failures[0]['error']})", step, None)
+            first = self.member_failures[0]["error"]
+            raise Diverged(f"every member diverged (member 0: {first})", step, None)
         if not self.member_failures:
             return objectives
         active = torch.ones(self.members, dtype=torch.bool, device=objectives.device)
