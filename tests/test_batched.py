@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import NO_PROGRESS, compose_config, run_cli
 from overparam.entry import execute
@@ -73,6 +74,54 @@ def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
     assert len(collect(sweep)) == 2  # the group's own directory is not a run
 
 
+PROBED = {
+    # Seed 000 Fig. 1 with its theory probe and parameter snapshots, as `make figures` runs it.
+    "theory": (
+        ["+experiment=grw_fig1", "trainer.max_steps=300", "weighting=erm,gdro_nu1"],
+        "theory/dist_to_interpolator",
+        ["snapshots.pt"],
+    ),
+    # Seed 002 Fig. 1's kernel probe (each member's own step size) on sklearn's digits.
+    "kernel": (
+        [
+            "+experiment=arora_fig1",
+            "data.source=digits",
+            "data.n_train=100",
+            "data.n_test=62",
+            "data.targets=clean",
+            "data.digits=[0,1]",
+            "trainer.max_steps=200",
+            "trainer.precision=64-true",  # the paper's float32 rounds stacked and single matmuls apart
+            "run.lr_scale=0.5,0.9",
+        ],
+        "theory/predicted_residual",
+        ["snapshots.pt", "kernel_spectrum.pt"],
+    ),
+}
+
+
+@pytest.mark.parametrize("probe", sorted(PROBED))
+def test_probes_that_read_one_network_run_once_per_member_and_equal_the_single_runs(tmp_path, probe):
+    overrides, column, artifacts = PROBED[probe]
+    sweep = tmp_path / "sweep"
+    command = ["-m", "hydra/launcher=batched", *overrides, "~callbacks.checkpoint", *NO_PROGRESS]
+    result = run_cli([*command, f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 jobs as one stacked model" in result.stdout, result.stdout[-2000:]
+    jobs = sorted(path.parent for path in sweep.glob("*/metrics.json"))
+    assert len(jobs) == 2
+    for k, job in enumerate(jobs):
+        single = tmp_path / f"single{k}"
+        execute(compose_config(job_overrides(job), single))
+        assert_same_run(job, single)
+        assert column in pd.read_csv(job / "metrics.csv").columns
+        for artifact in artifacts:
+            ours, theirs = (torch.load(d / artifact) for d in (job, single))
+            assert ours.keys() == theirs.keys()
+            for key, value in theirs.items():
+                torch.testing.assert_close(ours[key], value, rtol=1e-9, atol=1e-12, msg=f"{artifact}: {key}")
+
+
 def batched_sweep(sweep, *overrides: str):
     """`python train.py -m hydra/launcher=batched` on the small MLP setting into `sweep`."""
     result = run_cli(["-m", "hydra/launcher=batched", *SMALL, *MLP, *overrides, f"hydra.sweep.dir={sweep}"])
@@ -91,7 +140,13 @@ def test_jobs_that_cannot_share_a_model_run_one_after_another_with_the_reason(tm
 @pytest.mark.parametrize(
     "overrides,reason",
     [
-        (["callbacks=theory"], "callbacks.snapshots does not support run.ensemble>1"),
+        (
+            [
+                "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+                "+callbacks.stop.monitor=val/loss",
+            ],
+            "callbacks.stop does not support run.ensemble>1",
+        ),
         (
             [
                 "+callbacks.best._target_=lightning.pytorch.callbacks.ModelCheckpoint",

@@ -62,7 +62,13 @@ def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path
     [
         (["data.batch_size=16"], r"^ensemble members must see the same batches: set data\.batch_size=null"),
         (["data.seed=${seed}"], r"^ensemble members must share the data, but data\.seed follows seed"),
-        (["callbacks=theory"], r"^callbacks\.snapshots does not support run\.ensemble>1"),
+        (
+            [
+                "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+                "+callbacks.stop.monitor=val/loss",
+            ],
+            r"^callbacks\.stop does not support run\.ensemble>1",
+        ),
         (["weighting=jtt"], r"^weighting JTT restarts its network mid-run; train it with run\.ensemble=1$"),
     ],
 )

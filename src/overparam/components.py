@@ -12,6 +12,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from overparam.batched.member_callbacks import MemberCallback
 from overparam.batched.optim import memberwise_factory
 from overparam.callbacks.resume import AtomicCheckpointIO, ResumeCheckpoint
 from overparam.callbacks.reweighting import ReweightingCallback
@@ -23,8 +24,9 @@ from overparam.models.mitigation import mitigate
 from overparam.module import ReweightedModule
 from overparam.step_size import quadratic_stability_error, scaled_learning_rate
 
-# Callbacks that act on the run as a whole, so they serve a stacked model too (by type: the probes read one
-# network's parameters). A callback of one's own says so with a class attribute `stackable = True`.
+# Callbacks that act on the run as a whole, so they serve a stacked model too (by type). A callback of one's
+# own says so with a class attribute `stackable = True`; one that reads one network and can run once per
+# member (through overparam.batched.member_callbacks) says `per_member = True`.
 # run.compile=auto compiles full-batch runs of at least this many steps: a few seconds of compilation
 # against ≥ 3× faster steps of a small model.
 COMPILE_FROM_STEPS = 100_000
@@ -96,6 +98,10 @@ def assemble(cfg: DictConfig, resuming: bool, members: list[DictConfig] | None =
     named_callbacks = build_named(cfg, "callbacks")
     callbacks = list(named_callbacks.values())
     if len(members) > 1:
+        callbacks = [
+            *(c for c in callbacks if not getattr(c, "per_member", False)),
+            *member_callbacks(named_callbacks, members),
+        ]
         # No per-member best checkpoint: an ensemble's members report final metrics.
         callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
     loggers = list(build_named(cfg, "logger", wandb=wandb_settings(cfg)).values())
@@ -283,6 +289,17 @@ def flat_keys(node) -> list[str]:
     return [k for k in container if not k.startswith("_")]
 
 
+def member_callbacks(named_callbacks: dict, members: list[DictConfig]) -> list[MemberCallback]:
+    """Each callback that works per member (`per_member = True`), once per member, built from the member's
+    own config."""
+    return [
+        MemberCallback(build(member, f"callbacks.{name}"), k)
+        for name, callback in named_callbacks.items()
+        if getattr(callback, "per_member", False)
+        for k, member in enumerate(members)
+    ]
+
+
 def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
     """Stacked members share one batch stream, one data set and the run-wide callbacks; say which key
     breaks that."""
@@ -298,7 +315,11 @@ def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
         if node is None:
             continue
         callback = get_class(node._target_)
-        if not (issubclass(callback, ENSEMBLE_CALLBACKS) or getattr(callback, "stackable", False)):
+        if not (
+            issubclass(callback, ENSEMBLE_CALLBACKS)
+            or getattr(callback, "stackable", False)
+            or getattr(callback, "per_member", False)
+        ):
             raise ConfigError(
                 f"callbacks.{name} does not support run.ensemble>1; remove it (~callbacks.{name})"
             )

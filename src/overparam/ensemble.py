@@ -11,6 +11,7 @@ written to `<run_dir>/member=<k>/` as if they were separate runs.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,24 @@ def seed_members(cfg: DictConfig) -> list[Member]:
     return members
 
 
+MEMBER_TAG = re.compile(r"(^|/)member(\d+)/")
+
+
+def member_key(key: str, k: int) -> str:
+    """Member k's column of a metric: `theory/dist` → `theory/member3/dist`, `lr` → `member3/lr`."""
+    split, slash, name = key.partition("/")
+    return f"{split}/member{k}/{name}" if slash else f"member{k}/{key}"
+
+
+def member_of(key: str) -> tuple[int | None, str]:
+    """Which member a logged column belongs to (None: the group as a whole), and its name in that member's
+    own run (the inverse of `member_key`)."""
+    match = MEMBER_TAG.search(key)
+    if match is None:
+        return None, key
+    return int(match.group(2)), key[: match.start()] + match.group(1) + key[match.end() :]
+
+
 def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
     """Every member's directory as its single run writes it: metrics.json (its own metrics, config and
     step size), metrics.csv (its own columns) and, where given, `.hydra/overrides.yaml` (the collector then
@@ -145,12 +164,11 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
     curves = pd.read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else None
     failures = {int(k): failure for k, failure in (result.get("member_failures") or {}).items()}
     for k, member in enumerate(members):
-        tag = f"/member{k}/"
-        own = {
-            key.replace(tag, "/"): value
-            for key, value in result.get("metrics", {}).items()
-            if tag in key or ("/member" not in key and key != "train/objective")  # the sum over members
-        }
+        own = {}
+        for key, value in result.get("metrics", {}).items():
+            owner, name = member_of(key)
+            if owner == k or (owner is None and key != "train/objective"):  # not the sum over members
+                own[name] = value
         member_dir = Path(member.cfg.run_dir)
         (member_dir / ".hydra").mkdir(parents=True, exist_ok=True)
         if member.overrides is not None:
@@ -169,10 +187,15 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
         record["batched_group"] = {"run_dir": str(run_dir), "index": k, "members": len(members)}
         write_json(member_dir / "metrics.json", record)
         if curves is not None:
-            own_names = {c.replace(tag, "/") for c in curves.columns if tag in c}
+            owners = {c: member_of(c) for c in curves.columns}
+            own_names = {name for owner, name in owners.values() if owner == k}
             # The group's own columns, except those a member has its own value of (the summed objective).
-            columns = [c for c in curves.columns if tag in c or ("/member" not in c and c not in own_names)]
-            own_curves = curves[columns].rename(columns={c: c.replace(tag, "/") for c in columns})
+            columns = [
+                c
+                for c, (owner, name) in owners.items()
+                if owner == k or (owner is None and name not in own_names)
+            ]
+            own_curves = curves[columns].rename(columns={c: owners[c][1] for c in columns})
             values = [c for c in own_curves.columns if c not in ("step", "epoch")]
             own_curves = own_curves.dropna(how="all", subset=values)
             if k in failures:  # its single run logged nothing after the step it diverged at

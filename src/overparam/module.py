@@ -228,6 +228,10 @@ class ReweightedModule(L.LightningModule):
             self.full_batch_step = FullBatchStep(self, self.optimizers().optimizer, self.compile)
         return self.full_batch_step
 
+    @property
+    def learning_rate(self) -> float:
+        return self.trainer.optimizers[0].param_groups[0]["lr"]
+
     def compile_record(self) -> dict:
         """What metrics.json says of compilation: each part's first-call seconds, or why it ran eagerly."""
         step = self.full_batch_step

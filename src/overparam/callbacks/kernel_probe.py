@@ -28,6 +28,8 @@ class KernelProbe(L.Callback):
     (Fig. 1 b, d).
     """
 
+    per_member = True  # run once per member of a stacked model (overparam.batched.member_callbacks)
+
     def __init__(self, dirpath: str) -> None:
         self.path = Path(dirpath) / "kernel_spectrum.pt"
 
@@ -38,7 +40,7 @@ class KernelProbe(L.Callback):
         self.y = batch.y.to(pl_module.device).double()
         H = h_infinity(self.x)
         # The kernel dynamics are for Φ = ½ Σ (y_i − u_i)²; a mean loss divides the step by n.
-        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        lr = pl_module.learning_rate
         self.eta = lr if pl_module.loss_reduction == "sum" else lr / len(self.y)
         if self.eta >= largest_stable_step(H):
             raise Diverged(

@@ -21,6 +21,8 @@ class KernelLimits(L.Callback):
     It runs in `setup`, before a resumed run restores its checkpoint, so θ0 is always the initialization.
     """
 
+    per_member = True  # run once per member of a stacked model (overparam.batched.member_callbacks)
+
     def __init__(self, dirpath: str) -> None:
         self.path = Path(dirpath) / "limits.pt"
 

@@ -19,6 +19,8 @@ class ParameterSnapshots(L.Callback):
     step numbers and the final test outputs.
     """
 
+    per_member = True  # run once per member of a stacked model (overparam.batched.member_callbacks)
+
     def __init__(self, dirpath: str, parameters: bool = True) -> None:
         self.path, self.parameters = Path(dirpath) / "snapshots.pt", parameters
         self.steps: list[int] = []

@@ -27,6 +27,8 @@ class TheoryProbe(L.Callback):
     checkpoint state, so a resumed run measures against the same point.
     """
 
+    per_member = True  # run once per member of a stacked model (overparam.batched.member_callbacks)
+
     def __init__(self, oracles: list[str]) -> None:
         unknown = set(oracles) - set(ORACLES)
         if unknown:

@@ -1,0 +1,115 @@
+"""Callbacks written for one network, run once per member of a stacked model.
+
+A callback class that says `per_member = True` reads the training run only through `pl_module.net`,
+`reweighter`, `loss_fn`, `learning_rate`, the run's settings and `log`/`log_dict`. In a stacked group each
+member gets its own instance, built from the member's config (so a `dirpath: ${run_dir}` is the member's
+directory), and sees a `MemberModule`: member k's network as a module of its own whose parameters share
+storage with row k of the stacked ones, its reweighter, the per-sample loss, and logging into its own
+columns.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+from torch import nn
+
+from overparam.ensemble import member_key
+from overparam.events import StepEvents
+
+# Every hook Lightning calls on a callback with (trainer, pl_module, ...).
+HOOKS = [
+    name
+    for name in dir(L.Callback)
+    if (name.startswith("on_") or name in ("setup", "teardown")) and callable(getattr(L.Callback, name))
+]
+
+
+def member_network(stacked, k: int) -> nn.Module:
+    """Member k of an `EnsembleNet` as a module of its own, its tensors views of row k of the stacked ones
+    (so it follows training without a copy)."""
+    params, buffers = stacked.member_state()
+    state = {name: tensor[k].detach() for name, tensor in {**params, **buffers}.items()}
+    network = copy.deepcopy(stacked.template)
+    network.load_state_dict(state, assign=True)
+    return network
+
+
+class MemberModule:
+    """What a per-member callback sees as `pl_module`: member k of the module's stacked model."""
+
+    def __init__(self, module, k: int) -> None:
+        self.module, self.k = module, k
+        self.network: nn.Module | None = None
+
+    @property
+    def net(self) -> nn.Module:
+        row = self.module.net.stacked[0][self.k]
+        # Rebuilt when the stacked tensors moved (a device or dtype change replaces their storage).
+        if self.network is None or next(self.network.parameters()).data_ptr() != row.data_ptr():
+            self.network = member_network(self.module.net, self.k)
+        return self.network
+
+    @property
+    def reweighter(self):
+        return self.module.reweighter.members[self.k]
+
+    @property
+    def loss_fn(self):
+        return self.module.loss_fn.loss_fn
+
+    @property
+    def learning_rate(self) -> float:
+        optimizer = self.module.trainer.optimizers[0]
+        members = getattr(optimizer, "settings", None)  # a MemberwiseOptimizer's per-member settings
+        return members[self.k]["lr"] if members else optimizer.param_groups[0]["lr"]
+
+    def log_dict(self, values: dict, **_) -> None:
+        self.module.log_members({member_key(key, self.k): value for key, value in values.items()})
+
+    def log(self, name: str, value, **_) -> None:
+        self.log_dict({name: value})
+
+    def __getattr__(self, name: str):
+        return getattr(self.module, name)
+
+
+class MemberCallback(StepEvents, L.Callback):
+    """`callback` (built from member k's config) run on member k of a stacked model."""
+
+    def __init__(self, callback: L.Callback, k: int) -> None:
+        self.callback, self.k = callback, k
+        self.view: MemberModule | None = None
+
+    @property
+    def state_key(self) -> str:
+        return f"{self.callback.state_key}[member{self.k}]"
+
+    def member(self, pl_module) -> MemberModule:
+        if self.view is None or self.view.module is not pl_module:
+            self.view = MemberModule(pl_module, self.k)
+        return self.view
+
+    def next_event_step(self, step: int) -> int | None:
+        if isinstance(self.callback, StepEvents):
+            return self.callback.next_event_step(step)
+        return None
+
+    def state_dict(self) -> dict:
+        return self.callback.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.callback.load_state_dict(state_dict)
+
+
+def forward_hook(name: str):
+    def hook(self, trainer, pl_module, *args, **kwargs):
+        return getattr(self.callback, name)(trainer, self.member(pl_module), *args, **kwargs)
+
+    hook.__name__ = name
+    return hook
+
+
+for _name in HOOKS:
+    setattr(MemberCallback, _name, forward_hook(_name))
