@@ -58,20 +58,29 @@ def assert_same_run(member, single) -> None:
     pd.testing.assert_frame_equal(logged[alone.columns], alone, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("key", sorted(KEYS))
-def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
+def stacked_pair_and_single_runs(tmp_path, overrides: list[str]) -> list[tuple]:
+    """A two-job batched sweep that must run as one stacked group; each job and its single run (the same
+    overrides, run alone), checked equal."""
     sweep = tmp_path / "sweep"
-    model = [] if any(o.startswith("model=") for o in KEYS[key]) else MLP
-    result = run_cli(["-m", "hydra/launcher=batched", *SMALL, *model, *KEYS[key], f"hydra.sweep.dir={sweep}"])
+    result = run_cli(["-m", "hydra/launcher=batched", *overrides, f"hydra.sweep.dir={sweep}"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 jobs as one stacked model" in result.stdout, result.stdout[-2000:]
     jobs = sorted(path.parent for path in sweep.glob("*/metrics.json"))
     assert len(jobs) == 2
+    assert len(collect(sweep)) == 2  # the group's own directory is not a run
+    pairs = []
     for k, job in enumerate(jobs):
         single = tmp_path / f"single{k}"
-        execute(compose_config(job_overrides(job), single))  # the same overrides, run alone
+        execute(compose_config(job_overrides(job), single))
         assert_same_run(job, single)
-    assert len(collect(sweep)) == 2  # the group's own directory is not a run
+        pairs.append((job, single))
+    return pairs
+
+
+@pytest.mark.parametrize("key", sorted(KEYS))
+def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
+    model = [] if any(o.startswith("model=") for o in KEYS[key]) else MLP
+    stacked_pair_and_single_runs(tmp_path, [*SMALL, *model, *KEYS[key]])
 
 
 PROBED = {
@@ -103,17 +112,9 @@ PROBED = {
 @pytest.mark.parametrize("probe", sorted(PROBED))
 def test_probes_that_read_one_network_run_once_per_member_and_equal_the_single_runs(tmp_path, probe):
     overrides, column, artifacts = PROBED[probe]
-    sweep = tmp_path / "sweep"
-    command = ["-m", "hydra/launcher=batched", *overrides, "~callbacks.checkpoint", *NO_PROGRESS]
-    result = run_cli([*command, f"hydra.sweep.dir={sweep}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 jobs as one stacked model" in result.stdout, result.stdout[-2000:]
-    jobs = sorted(path.parent for path in sweep.glob("*/metrics.json"))
-    assert len(jobs) == 2
-    for k, job in enumerate(jobs):
-        single = tmp_path / f"single{k}"
-        execute(compose_config(job_overrides(job), single))
-        assert_same_run(job, single)
+    for job, single in stacked_pair_and_single_runs(
+        tmp_path, [*overrides, "~callbacks.checkpoint", *NO_PROGRESS]
+    ):
         assert column in pd.read_csv(job / "metrics.csv").columns
         for artifact in artifacts:
             ours, theirs = (torch.load(d / artifact) for d in (job, single))

@@ -48,3 +48,24 @@ def test_turning_wandb_on_finds_the_same_jobs_of_a_finished_sweep(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert sorted(path.parent.name for path in tmp_path.glob("*/metrics.json")) == jobs
     assert again.stdout.count("skipped: ") == 2 and not list(tmp_path.rglob("offline-run-*"))
+
+
+def test_the_csv_writer_appends_rows_and_drops_a_row_torn_by_a_kill(tmp_path):
+    from overparam.loggers import AppendingWriter
+
+    writer = AppendingWriter(str(tmp_path))
+    writer.log_metrics({"train/loss": 1.0}, step=1)
+    writer.save()
+    first = (tmp_path / "metrics.csv").stat().st_ino
+    writer.log_metrics({"train/loss": 0.5}, step=2)
+    writer.save()
+    assert (tmp_path / "metrics.csv").stat().st_ino == first  # appended, not rewritten (a new file)
+    writer.log_metrics({"val/loss": 0.7}, step=2)  # a new key: the header is rewritten, rows kept
+    writer.save()
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "step,train/loss,val/loss" and len(lines) == 4
+    with (tmp_path / "metrics.csv").open("a") as file:
+        file.write("3,0.2")  # a kill in the middle of an append
+    resumed = AppendingWriter(str(tmp_path))
+    assert [row["step"] for row in resumed.rows] == ["1", "2", "2"]
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import sys
@@ -38,25 +39,40 @@ class QuietWandbLogger(WandbLogger):
 
 
 class AppendingWriter(ExperimentWriter):
-    """Keeps every row and rewrites metrics.csv whole, atomically, at each save: a kill never leaves a torn
-    row or a half-rewritten header (Lightning's writer appends, and rewrites in place when keys change)."""
+    """Appends each save's rows to metrics.csv, and rewrites the file whole, atomically, only when new keys
+    change its header (Lightning's writer rewrites in place then). A row torn by a kill mid-append is
+    dropped when the file is read back (a resumed run), so the file never holds one for long."""
 
     def _check_log_dir_exists(self) -> None:
         self.rows: list[dict] = []
         path = Path(self.metrics_file_path)
         if path.exists():
-            with path.open(newline="") as file:
+            text = path.read_text()
+            complete = text[: text.rfind("\n") + 1]  # everything up to the last whole row
+            with io.StringIO(complete, newline="") as file:
                 reader = csv.DictReader(file)
                 self.metrics_keys = list(reader.fieldnames or [])
                 self.rows = [{k: v for k, v in row.items() if v != ""} for row in reader]
+            if complete != text:
+                self.rewrite(path)
 
     def save(self) -> None:
         if not self.metrics:
             return
-        self._record_new_keys()
+        new_keys = self._record_new_keys()
+        start = len(self.rows)
         self.rows.extend(self.metrics)
         self.metrics = []
         path = Path(self.metrics_file_path)
+        if new_keys or not path.exists():
+            self.rewrite(path)
+            return
+        rows = io.StringIO()
+        csv.DictWriter(rows, fieldnames=self.metrics_keys).writerows(self.rows[start:])
+        with path.open("a", newline="") as file:
+            file.write(rows.getvalue())
+
+    def rewrite(self, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         with tmp.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
