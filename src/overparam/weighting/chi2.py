@@ -10,26 +10,40 @@ from torch import Tensor
 from overparam.weighting.base import Reweighter
 
 
-def chi2_dual_eta(losses: Tensor, rho: float, iterations: int = 200) -> float:
-    """η* = argmin_η η + √(1+2ρ)·√(mean((ℓ − η)₊²)), by bisection on the derivative (float64).
+def chi2_dual_eta_rows(losses: Tensor, rho: Tensor) -> Tensor:
+    """η* = argmin_η η + √(1+2ρ)·√(mean((ℓ − η)₊²)) of every row of `losses` `(rows, n)`, in closed form.
 
-    The objective is convex in η. Its derivative is 1 − √(1+2ρ)·mean((ℓ−η)₊)/√mean((ℓ−η)₊²), negative far
-    below min ℓ and increasing; the root is found to machine precision.
+    The objective is convex with derivative F'(η) = 1 − √(1+2ρ)·mean((ℓ−η)₊)/√mean((ℓ−η)₊²), increasing in
+    η. With the losses sorted, ℓ_(1) ≥ … ≥ ℓ_(n), F' at each ℓ_(j) needs only prefix sums, and the support
+    of the optimum is the m = #{j : F'(ℓ_(j)) > 0} largest losses. On it, F'(η) = 0 is a quadratic whose
+    root below the support's mean μ is η* = μ − √(V/(c·m − 1)), V the support's variance and c = (1+2ρ)/n
+    (c·m ≥ 1 by Cauchy–Schwarz). No iteration: every row at once, and a graph `torch.compile` can hold.
     """
     ell = losses.detach().double()
-    scale = math.sqrt(1 + 2 * rho)
-    spread = float(ell.var(unbiased=False))
-    lo = min(float(ell.min()), float(ell.mean()) - math.sqrt(spread / (2 * rho))) - 1.0
-    hi = float(ell.max())
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        excess = (ell - mid).clamp(min=0)
-        second = excess.pow(2).mean()
-        slope = 1.0 if second == 0 else 1.0 - scale * float(excess.mean()) / math.sqrt(float(second))
-        lo, hi = (mid, hi) if slope < 0 else (lo, mid)
-        if hi - lo <= 1e-15 * max(1.0, abs(hi)):
-            break
-    return 0.5 * (lo + hi)
+    n = ell.shape[-1]
+    scale = torch.sqrt(1 + 2 * rho.to(ell))[:, None]
+    top = ell.sort(dim=-1, descending=True).values
+    # Sums over the j − 1 losses above each ℓ_(j), taken relative to the row's largest loss.
+    shifted = top - top[:, :1]
+    zero = torch.zeros_like(top[:, :1])
+    above = torch.cat([zero, shifted.cumsum(-1)[:, :-1]], -1)
+    above_sq = torch.cat([zero, (shifted * shifted).cumsum(-1)[:, :-1]], -1)
+    count = torch.arange(n, dtype=ell.dtype, device=ell.device)
+    first = above - count * shifted  # Σ (ℓ_i − ℓ_(j))₊
+    second = above_sq - 2 * shifted * above + count * shifted * shifted  # Σ (ℓ_i − ℓ_(j))₊²
+    slope = torch.where(second > 0, 1 - scale * first / torch.sqrt(n * second.clamp(min=1e-300)), 1.0)
+    m = (slope > 0).sum(-1, keepdim=True).clamp(min=1)
+    support = torch.arange(n, device=ell.device) < m
+    size = m.to(ell.dtype)
+    mean = (shifted * support).sum(-1, keepdim=True) / size
+    variance = (((shifted - mean) * support) ** 2).sum(-1, keepdim=True) / size
+    excess_scale = (scale**2 * size / n - 1).clamp(min=1e-300)
+    return (top[:, :1] + mean - torch.sqrt(variance / excess_scale)).squeeze(-1)
+
+
+def chi2_dual_eta(losses: Tensor, rho: float) -> float:
+    """η* of one vector of losses (see `chi2_dual_eta_rows`)."""
+    return float(chi2_dual_eta_rows(losses[None], torch.tensor([float(rho)]))[0])
 
 
 def chi2_weights(losses: Tensor, rho: float) -> Tensor:
@@ -42,42 +56,18 @@ def chi2_weights(losses: Tensor, rho: float) -> Tensor:
     Returns:
         q `(n,)` on the simplex.
     """
-    ell = losses.detach().double()
-    if float(ell.max() - ell.min()) == 0.0:
-        return torch.full_like(losses, 1.0 / len(losses))
-    excess = (ell - chi2_dual_eta(ell, rho)).clamp(min=0)
-    if float(excess.sum()) == 0.0:  # η* at the maximum: all mass on the largest loss(es)
-        excess = (ell == ell.max()).double()
-    return (excess / excess.sum()).to(losses.dtype)
+    return chi2_weights_rows(losses[None], torch.tensor([float(rho)]))[0]
 
 
-def chi2_weights_rows(losses: Tensor, rho: Tensor, iterations: int = 200) -> Tensor:
-    """`chi2_weights` of every row of `losses` `(members, n)`, row k with radius `rho[k]`: the same
-    bisection run on all rows at once, each row frozen once its bracket is as narrow as the single
-    solve's."""
+def chi2_weights_rows(losses: Tensor, rho: Tensor) -> Tensor:
+    """`chi2_weights` of every row of `losses` `(rows, n)`, row k with radius `rho[k]`."""
     ell = losses.detach().double()
-    rho = rho.to(ell)
-    scale = torch.sqrt(1 + 2 * rho)
-    spread = ell.var(dim=1, unbiased=False)
-    lo = torch.minimum(ell.min(1).values, ell.mean(1) - torch.sqrt(spread / (2 * rho))) - 1.0
-    hi = ell.max(1).values
-    done = ~torch.isfinite(ell).all(1)  # a diverged member of a stacked model has nothing to solve
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        excess = (ell - mid[:, None]).clamp(min=0)
-        second = excess.pow(2).mean(1)
-        slope = torch.where(second == 0, 1.0, 1.0 - scale * excess.mean(1) / second.sqrt())
-        below = slope < 0
-        lo, hi = torch.where(done | ~below, lo, mid), torch.where(done | below, hi, mid)
-        done = done | (hi - lo <= 1e-15 * hi.abs().clamp(min=1.0))
-        if bool(done.all()):
-            break
-    excess = (ell - (0.5 * (lo + hi))[:, None]).clamp(min=0)
-    at_max = (ell == ell.max(1, keepdim=True).values).double()
-    excess = torch.where(excess.sum(1, keepdim=True) == 0, at_max, excess)
-    q = excess / excess.sum(1, keepdim=True)
-    flat = (ell.max(1).values - ell.min(1).values) == 0
-    q = torch.where(flat[:, None], torch.full_like(q, 1.0 / ell.shape[1]), q)
+    excess = (ell - chi2_dual_eta_rows(ell, rho)[:, None]).clamp(min=0)
+    at_max = (ell == ell.max(-1, keepdim=True).values).double()
+    excess = torch.where(excess.sum(-1, keepdim=True) == 0, at_max, excess)  # η* at the maximum
+    q = excess / excess.sum(-1, keepdim=True)
+    flat = (ell.max(-1).values - ell.min(-1).values) == 0
+    q = torch.where(flat[:, None], torch.full_like(q, 1.0 / ell.shape[-1]), q)
     return q.to(losses.dtype)
 
 
