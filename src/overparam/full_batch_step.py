@@ -32,10 +32,10 @@ def compile_cache_dir() -> Path:
 class FullBatchStep:
     """`gradients(batch)` and `update()` of a module's plain full-batch steps.
 
-    `objectives(outputs, losses, q)` is the module's objective per member (a vector); the gradient is that
-    of its sum, so each member of a stacked model gets its own. With `compile`, a part that cannot be
-    compiled falls back to eager with one sentence saying why (`fallback`), and the first call's time,
-    compilation included, is kept in `compile_seconds`.
+    The gradient is that of the sum of `module.objective(losses, q)` (one value per member), so each member
+    of a stacked model gets its own. With `compile`, a part that cannot be compiled falls back to eager
+    with one sentence saying why (`fallback`), and the first call's time, compilation included, is kept in
+    `compile_seconds`.
     """
 
     def __init__(self, module, optimizer: torch.optim.Optimizer, compile: bool) -> None:
