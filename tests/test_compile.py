@@ -77,7 +77,8 @@ def test_a_compiled_run_equals_the_eager_run(tmp_path, case):
 
 def test_what_cannot_be_compiled_runs_eagerly_with_one_sentence(tmp_path):
     # JTT branches on its stage (a tensor) at every step: no single graph holds it.
-    overrides = [*SMALL, "weighting=jtt", "weighting.identification_steps=30", "trainer.max_steps=60", f"run_dir={tmp_path / 'compiled'}"]
+    jtt = ["weighting=jtt", "weighting.identification_steps=30"]
+    overrides = [*SMALL, *jtt, "trainer.max_steps=60", f"run_dir={tmp_path / 'compiled'}"]
     result = run_cli([*overrides, "run.compile=true"])
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith("run.compile:")]
