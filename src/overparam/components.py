@@ -24,13 +24,13 @@ from overparam.models.mitigation import mitigate
 from overparam.module import ReweightedModule
 from overparam.step_size import quadratic_stability_error, scaled_learning_rate
 
-# Callbacks that act on the run as a whole, so they serve a stacked model too (by type). A callback of one's
-# own says so with a class attribute `stackable = True`; one that reads one network and can run once per
-# member (through overparam.batched.member_callbacks) says `per_member = True`.
 # run.compile=auto compiles full-batch runs of at least this many steps: a few seconds of compilation
 # against ≥ 3× faster steps of a small model.
 COMPILE_FROM_STEPS = 100_000
 
+# Callbacks that act on the run as a whole, so they serve a stacked model too (by type). A callback of one's
+# own says so with a class attribute `stackable = True`; one that reads one network and can run once per
+# member (through overparam.batched.member_callbacks) says `per_member = True`.
 ENSEMBLE_CALLBACKS = (ReweightingCallback, ModelCheckpoint, ResumeCheckpoint, ProgressBar)
 
 

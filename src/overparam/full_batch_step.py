@@ -59,9 +59,9 @@ class FullBatchStep:
                 with torch.no_grad():
                     algorithm(optimizer)
 
-            compiled = {"gradients": self.eager_gradients, "update": update}
+            to_compile = {"gradients": self.eager_gradients, "update": update}
             for name, eager in list(self.calls.items()):
-                graph = torch.compile(compiled[name], fullgraph=True, dynamic=False)
+                graph = torch.compile(to_compile[name], fullgraph=True, dynamic=False)
                 self.calls[name] = self.compiled_from_first_call(name, graph, eager)
 
     def compiled_from_first_call(self, name: str, compiled: Callable, eager: Callable) -> Callable:

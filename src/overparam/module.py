@@ -184,7 +184,8 @@ class ReweightedModule(L.LightningModule):
     def check_members(self, objectives: Tensor) -> Tensor:
         """A stacked member whose objective is not finite at θ_t diverged at this step, as its single run
         would: it is recorded and frozen at θ_t, and the others go on. The group diverges when all have.
-        Returns the objectives with the frozen members' set to 0 (their rows get no gradient)."""
+        Returns the objectives with the frozen members' set to 0, so the group's objective stays finite;
+        whatever their rows' step does to them, `hold_frozen_members` undoes."""
         step = self.trainer.global_step
         for k, value in enumerate(objectives.tolist()):
             if k in self.member_failures:
@@ -200,7 +201,7 @@ class ReweightedModule(L.LightningModule):
                 "diverged_at_step": step,
                 "last_finite_loss": error.last_finite,
             }
-            self.frozen_rows[k] = [param[k].detach().clone() for param in self.net.parameters()]
+            self.frozen_rows[k] = self.member_rows(k)
         if len(self.member_failures) == self.members:
             first = self.member_failures[0]["error"]
             raise Diverged(f"every member diverged (member 0: {first})", step, None)
@@ -210,14 +211,18 @@ class ReweightedModule(L.LightningModule):
         active[list(self.member_failures)] = False
         return torch.where(active, objectives, torch.zeros_like(objectives))
 
+    def member_rows(self, k: int) -> list[Tensor]:
+        """A copy of member k's rows of the stacked parameters."""
+        return [param[k].detach().clone() for param in self.net.parameters()]
+
     def hold_frozen_members(self) -> None:
         """Put the diverged members back at θ_t after a step (momentum, weight decay or Adam would move
         them even without a gradient)."""
         if not self.member_failures:
             return
-        if len(self.frozen_rows) < len(self.member_failures):  # resumed: the checkpoint holds them at θ_t
-            for k in self.member_failures:
-                self.frozen_rows.setdefault(k, [p[k].detach().clone() for p in self.net.parameters()])
+        for k in self.member_failures:  # resumed: the checkpoint holds them at θ_t
+            if k not in self.frozen_rows:
+                self.frozen_rows[k] = self.member_rows(k)
         with torch.no_grad():
             for k, rows in self.frozen_rows.items():
                 for param, row in zip(self.net.parameters(), rows):
