@@ -39,6 +39,9 @@ KEYS = {
     "weighting.rho": ["weighting=chi2", "weighting.rho=0.5,2.0"],  # χ²-DRO solves its members at once
     "init scale": ["model=linear", "model.init_scale=0.1,1.0"],
     "run.lr_scale": ["optim.lr=null", "run.lr_scale=0.5,0.9"],
+    "run.l2_to_init": ["run.l2_to_init=0,0.05"],  # a member without the penalty beside one with it
+    "loss": ["loss=squared,logistic"],
+    "loss.alpha": ["loss=polynomial_tail", "loss.alpha=1.0,2.0"],
 }
 
 

@@ -96,14 +96,16 @@ def test_compiling_mini_batch_steps_is_refused_in_one_sentence(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "compiled"),
+    ("overrides", "members", "compiled"),
     [
-        (["trainer.max_steps=100000"], True),
-        (["trainer.max_steps=99999"], False),  # seconds of compilation would not pay
-        (["trainer.max_steps=100000", "data.batch_size=16", "run.inner_steps=1"], False),  # mini-batches
+        (["trainer.max_steps=100000"], 1, True),
+        (["trainer.max_steps=99999"], 1, False),  # seconds of compilation would not pay
+        (["trainer.max_steps=10000"], 10, True),  # a stacked group: steps × members
+        (["trainer.max_steps=10000"], 9, False),
+        (["trainer.max_steps=100000", "data.batch_size=16", "run.inner_steps=1"], 1, False),  # mini-batches
     ],
 )
-def test_auto_compiles_long_full_batch_runs(overrides, compiled):
+def test_auto_compiles_long_full_batch_runs(overrides, members, compiled):
     cfg = compose_config([*SMALL, "run.compile=auto", *overrides])
     data = instantiate(cfg.data)
-    assert compile_steps(cfg, data) is compiled
+    assert compile_steps(cfg, data, members) is compiled

@@ -118,21 +118,24 @@ def assemble(cfg: DictConfig, resuming: bool, members: list[DictConfig] | None =
         nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
     if reweighters[0].sample_weights(data.train.group) is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
-    loss_fn = plain_partial(instantiate(cfg.loss))
+    loss_fns = [plain_partial(instantiate(member.loss)) for member in members]
     factories = [
         member_optimizer(member, data, net, reweighter, loss_fn)
-        for member, net, reweighter in zip(members, nets, reweighters)
+        for member, net, reweighter, loss_fn in zip(members, nets, reweighters, loss_fns)
     ]
     unstable = [
         quadratic_stability_error(
-            data, net, reweighter, loss_fn, factory, cfg.run.l2_to_init, cfg.run.loss_reduction
+            data, net, reweighter, loss_fn, factory, member.run.l2_to_init, cfg.run.loss_reduction
         )
-        for net, reweighter, factory in zip(nets, reweighters, factories)
+        for member, net, reweighter, loss_fn, factory in zip(members, nets, reweighters, loss_fns, factories)
     ]
     if len(members) > 1 and any(unstable):
         raise ConfigError(f"a member diverges from its first step ({next(filter(None, unstable))})")
     optimizer = factories[0] if all_equal(factories) else memberwise_factory(factories)
-    module = reweighted_module(cfg, data, nets, reweighters, loss_fn, optimizer, inner_steps, callbacks)
+    penalties = [member.run.l2_to_init for member in members]
+    module = reweighted_module(
+        cfg, data, nets, reweighters, loss_fns, penalties, optimizer, inner_steps, callbacks
+    )
     if not resuming:  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -166,18 +169,29 @@ def set_up(data) -> None:
 
 
 def reweighted_module(
-    cfg: DictConfig, data, nets: list, reweighters: list, loss_fn, optimizer, inner_steps: int, callbacks
+    cfg: DictConfig,
+    data,
+    nets: list,
+    reweighters: list,
+    loss_fns: list,
+    penalties: list[float],
+    optimizer,
+    inner_steps: int,
+    callbacks,
 ) -> ReweightedModule:
-    """The module training one network, or a seed-batched ensemble of several."""
-    net, reweighter = nets[0], reweighters[0]
+    """The module training one network, or a stacked model of several (each member with its own
+    reweighter, loss and penalty μ)."""
+    net, reweighter, loss_fn, l2_to_init = nets[0], reweighters[0], loss_fns[0], penalties[0]
     try:
-        loss_fn(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)  # the loss accepts these targets
+        for member_loss in loss_fns:  # the loss accepts these targets
+            member_loss(torch.zeros(2, data.n_outputs), data.train[[0, 1]].y)
         if len(nets) > 1:
             net, reweighter, loss_fn = (
                 EnsembleNet(nets),
                 EnsembleReweighter(reweighters),
-                EnsembleLoss(loss_fn),
+                EnsembleLoss(loss_fns),
             )
+            l2_to_init = penalties if len(set(penalties)) > 1 else l2_to_init
         return ReweightedModule(
             net,
             loss_fn,
@@ -187,12 +201,12 @@ def reweighted_module(
             data.group_counts,
             data.label_threshold,
             inner_steps=inner_steps,
-            l2_to_init=cfg.run.l2_to_init,
+            l2_to_init=l2_to_init,
             log_grid_per_decade=cfg.run.log_grid_per_decade,
             eval_splits=tuple(cfg.run.eval_splits),
             loss_reduction=cfg.run.loss_reduction,
             stop_loss=chunk_stop_loss(cfg, callbacks, reweighter),
-            compile=compile_steps(cfg, data),
+            compile=compile_steps(cfg, data, len(nets)),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error
@@ -211,12 +225,13 @@ def chunk_length(inner_steps: int | str, batch_size: int | None) -> int:
     return inner_steps
 
 
-def compile_steps(cfg: DictConfig, data) -> bool:
+def compile_steps(cfg: DictConfig, data, members: int = 1) -> bool:
     """Whether full-batch steps run as compiled graphs: `run.compile=auto` compiles runs long enough to
-    repay the compilation (seconds; measured in docs/performance.md)."""
+    repay the compilation (seconds; measured in docs/performance.md): steps × members of a stacked
+    model at least `COMPILE_FROM_STEPS`."""
     if cfg.run.compile == "auto":
         max_steps = cfg.trainer.get("max_steps") or 0
-        return data.batch_size is None and max_steps >= COMPILE_FROM_STEPS
+        return data.batch_size is None and max_steps * members >= COMPILE_FROM_STEPS
     if cfg.run.compile and data.batch_size is not None:
         raise ConfigError(
             "run.compile=true compiles full-batch steps: set data.batch_size=null or run.compile=false"

@@ -11,6 +11,7 @@ written to `<run_dir>/member=<k>/` as if they were separate runs.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,14 +79,38 @@ def same_reweighter(first: Reweighter, other: Reweighter) -> bool:
     )
 
 
-class EnsembleLoss:
-    """Per-sample losses of every member: `(S, n, out)` outputs and shared targets -> `(S, n)`."""
+def same_function(first, other) -> bool:
+    """Two loss functions compute alike: the same function with the same bound arguments."""
+    if isinstance(first, functools.partial) and isinstance(other, functools.partial):
+        return (first.func, first.args, first.keywords) == (other.func, other.args, other.keywords)
+    return first is other
 
-    def __init__(self, loss_fn) -> None:
-        self.loss_fn = loss_fn
+
+class EnsembleLoss:
+    """Per-sample losses of every member: `(S, n, out)` outputs and shared targets -> `(S, n)`. Member k
+    uses `loss_fns[k]`; members whose functions compute alike are evaluated together."""
+
+    def __init__(self, loss_fns: list) -> None:
+        self.loss_fns = loss_fns
+        self.rows_by_loss: list[tuple[int, list[int]]] = []
+        for k, loss_fn in enumerate(loss_fns):
+            for first, rows in self.rows_by_loss:
+                if same_function(loss_fns[first], loss_fn):
+                    rows.append(k)
+                    break
+            else:
+                self.rows_by_loss.append((k, [k]))
+        order = [k for _, rows in self.rows_by_loss for k in rows]
+        self.unsorted = torch.argsort(torch.tensor(order))  # rows of the parts, concatenated, back in order
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        return torch.vmap(self.loss_fn, in_dims=(0, None))(outputs, targets)
+        if len(self.rows_by_loss) == 1:
+            return torch.vmap(self.loss_fns[0], in_dims=(0, None))(outputs, targets)
+        parts = [
+            torch.vmap(self.loss_fns[first], in_dims=(0, None))(outputs[rows], targets)
+            for first, rows in self.rows_by_loss
+        ]
+        return torch.cat(parts)[self.unsorted.to(outputs.device)]
 
 
 class EnsembleReweighter(Reweighter):
@@ -94,20 +119,33 @@ class EnsembleReweighter(Reweighter):
     def __init__(self, members: list[Reweighter]) -> None:
         nn.Module.__init__(self)
         self.members = nn.ModuleList(members)
-        # q depends on the groups alone and every member computes it alike: one q for all.
-        self.shared = members[0].static and all(same_reweighter(members[0], other) for other in members[1:])
         self.static = all(member.static for member in members)
         self.uniform = all(member.uniform for member in members)
         self.n_groups, self.n_train = members[0].n_groups, members[0].n_train
+        # Members whose q depends on the groups alone and who compute it alike share one q (a sweep of
+        # ERM and importance weighting over step sizes computes two); the others are handled class by
+        # class, each class's members at once.
+        self.alike: list[tuple[int, list[int]]] = []
         self.rows_by_class: dict[type, list[int]] = {}
         for k, member in enumerate(members):
-            self.rows_by_class.setdefault(type(member), []).append(k)
+            if not member.static:
+                self.rows_by_class.setdefault(type(member), []).append(k)
+                continue
+            for first, rows in self.alike:
+                if same_reweighter(members[first], member):
+                    rows.append(k)
+                    break
+            else:
+                self.alike.append((k, [k]))
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
-        if self.shared:
-            return self.members[0](losses[0], groups, index).expand_as(losses)
+        if len(self.alike) == 1 and not self.rows_by_class:
+            first, _ = self.alike[0]
+            return self.members[first](losses[first], groups, index).expand_as(losses)
         q = torch.empty_like(losses)
-        for kind, rows in self.rows_by_class.items():  # each class handles its members at once
+        for first, rows in self.alike:
+            q[rows] = self.members[first](losses[first], groups, index)
+        for kind, rows in self.rows_by_class.items():
             q[rows] = kind.stacked([self.members[k] for k in rows], losses[rows], groups, index)
         return q
 

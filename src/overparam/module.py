@@ -45,7 +45,7 @@ class ReweightedModule(L.LightningModule):
         group_counts: Tensor,
         label_threshold: float,
         inner_steps: int = 1,
-        l2_to_init: float = 0.0,
+        l2_to_init: float | list[float] = 0.0,
         log_grid_per_decade: int | None = None,
         eval_splits: tuple[str, ...] = ("val",),
         loss_reduction: str = "mean",
@@ -57,9 +57,16 @@ class ReweightedModule(L.LightningModule):
         self.automatic_optimization = False
         self.net, self.loss_fn, self.reweighter, self.optimizer_factory = net, loss_fn, reweighter, optimizer
         self.inner_steps, self.label_threshold = inner_steps, label_threshold
-        self.l2_to_init, self.log_grid_per_decade = float(l2_to_init), log_grid_per_decade
-        # θ0 of the init-centred penalty, checkpointed with the module (only when the penalty is on).
-        theta0 = parameters_to_vector(net.parameters()).detach().clone() if l2_to_init > 0 else None
+        self.log_grid_per_decade = log_grid_per_decade
+        # μ of the init-centred penalty: a float, or one per member of a stacked model.
+        self.l2_to_init = (
+            l2_to_init
+            if isinstance(l2_to_init, float | int)
+            else torch.tensor(l2_to_init, dtype=torch.float64)
+        )
+        self.penalized = bool(torch.as_tensor(l2_to_init).gt(0).any())
+        # θ0 of the penalty, checkpointed with the module (only when the penalty is on).
+        theta0 = parameters_to_vector(net.parameters()).detach().clone() if self.penalized else None
         self.register_buffer("theta0", theta0)
         members = self.members = getattr(net, "members", 1)  # a stacked model: metrics per member
         self.train_metrics = GroupMetrics(group_names, group_counts, members)
@@ -112,8 +119,10 @@ class ReweightedModule(L.LightningModule):
         objective = (q * losses).sum(-1)
         if self.loss_reduction == "sum":  # Σ_i ℓ_i for ERM, so a paper's η means what it says (seed 002)
             objective = objective * losses.shape[-1]
-        if self.l2_to_init > 0:
-            objective = objective + 0.5 * self.l2_to_init * self.squared_distance_to_init()
+        if self.penalized:
+            mu = self.l2_to_init
+            mu = mu.to(objective) if isinstance(mu, Tensor) else mu
+            objective = objective + 0.5 * mu * self.squared_distance_to_init()
         return objective
 
     def squared_distance_to_init(self) -> Tensor:

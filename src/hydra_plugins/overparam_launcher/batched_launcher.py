@@ -44,6 +44,7 @@ class BatchedLauncher(Launcher):
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        self.composed = remember_compositions(hydra_context.config_loader)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from overparam.batched.grouping import group_jobs, shared_settings
@@ -53,7 +54,11 @@ class BatchedLauncher(Launcher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         configs = []
         for index, overrides in enumerate(job_overrides):
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            sweep_config = self.composed.pop(tuple(overrides), None)
+            if sweep_config is None:
+                sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                    self.config, list(overrides)
+                )
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = sweep_config.hydra.job.num = initial_job_idx + index
             configs.append(sweep_config)
@@ -74,6 +79,7 @@ class BatchedLauncher(Launcher):
                     returns[index] = self.run_alone(
                         configs[index], job_overrides[index], initial_job_idx + index
                     )
+        self.composed.clear()  # what the sweeper composed for this batch and no job took
         return [returns[index] for index in range(len(configs))]
 
     def run_alone(self, sweep_config: DictConfig, overrides, number: int) -> JobReturn:
@@ -180,6 +186,22 @@ class BatchedLauncher(Launcher):
         )
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return captured["cfg"], returned
+
+
+def remember_compositions(config_loader) -> dict[tuple, DictConfig]:
+    """Hydra's sweeper composes every job of a batch to validate it, then hands the batch to the launcher,
+    which composes it again (0.2–0.3 s a job, more than a small job trains): keep what the sweeper
+    composed, by the job's overrides, for the launcher to take."""
+    composed: dict[tuple, DictConfig] = {}
+    compose = config_loader.load_sweep_config
+
+    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        sweep_config = compose(master_config, sweep_overrides)
+        composed[tuple(sweep_overrides)] = sweep_config
+        return sweep_config
+
+    config_loader.load_sweep_config = load_sweep_config
+    return composed
 
 
 def task_part(sweep_config: DictConfig) -> DictConfig:

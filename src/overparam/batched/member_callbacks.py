@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 
 import lightning as L
-from torch import nn
+from torch import Tensor, nn
 
 from overparam.ensemble import member_key
 from overparam.events import StepEvents
@@ -57,7 +57,12 @@ class MemberModule:
 
     @property
     def loss_fn(self):
-        return self.module.loss_fn.loss_fn
+        return self.module.loss_fn.loss_fns[self.k]
+
+    @property
+    def l2_to_init(self) -> float:
+        mu = self.module.l2_to_init
+        return float(mu[self.k]) if isinstance(mu, Tensor) else mu
 
     @property
     def learning_rate(self) -> float:
