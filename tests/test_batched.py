@@ -4,6 +4,7 @@ job's directory holds what its single run writes, to 1e-9 in float64."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -139,6 +140,22 @@ def test_jobs_that_cannot_share_a_model_run_one_after_another_with_the_reason(tm
     assert result.stdout.count("2 jobs as one stacked model") == 2
     again = batched_sweep(tmp_path, "data.n_train=40,60", "seed=1,2")  # finished: every job is skipped
     assert again.stdout.count("skipped:") == 4
+
+
+def test_a_group_too_large_for_the_memory_is_split_into_groups_that_fit(tmp_path):
+    nothing_fits = batched_sweep(tmp_path / "tiny", "seed=1,2,3,4", "hydra.launcher.memory_gib=1e-9")
+    found = re.search(r"needs about [\d.]+ [MG]iB \(([\d.]+) MiB per member\)", nothing_fits.stdout)
+    assert found, nothing_fits.stdout[-2000:]
+    assert "its 4 jobs run one after another" in nothing_fits.stdout
+    per_member_gib = float(found.group(1)) / 1024
+    two_fit = batched_sweep(
+        tmp_path / "two", "seed=1,2,3,4", f"hydra.launcher.memory_gib={2.5 * per_member_gib}"
+    )
+    assert "split into groups of 2" in two_fit.stdout, two_fit.stdout[-2000:]
+    assert two_fit.stdout.count("2 jobs as one stacked model") == 2
+    for sweep in ("tiny", "two"):
+        statuses = [json.loads(p.read_text())["status"] for p in (tmp_path / sweep).glob("*/metrics.json")]
+        assert statuses == ["completed"] * 4
 
 
 @pytest.mark.parametrize(

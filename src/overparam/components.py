@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Progress
 from omegaconf import DictConfig, OmegaConf
 
 from overparam.batched.member_callbacks import MemberCallback
+from overparam.batched.memory import check_fits
 from overparam.batched.optim import memberwise_factory
 from overparam.callbacks.resume import AtomicCheckpointIO, ResumeCheckpoint
 from overparam.callbacks.reweighting import ReweightingCallback
@@ -83,10 +84,17 @@ def plain_partial(function):
     return function
 
 
-def assemble(cfg: DictConfig, resuming: bool, members: list[DictConfig] | None = None) -> Components:
+def assemble(
+    cfg: DictConfig,
+    resuming: bool,
+    members: list[DictConfig] | None = None,
+    memory_budget: int | None = None,
+) -> Components:
     """Every part of the run, seeded as the config says, before any training step. With `members` (the
     single-run configs of a batched group, or of `run.ensemble=S`'s seeds) the networks, reweighters and
-    optimizer settings are each member's own, stacked into one model; `cfg` gives the shared parts."""
+    optimizer settings are each member's own, stacked into one model; `cfg` gives the shared parts. A
+    stacked model that would need more than `memory_budget` bytes (by default most of what the device has
+    free) raises `GroupTooLarge`."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.run.matmul_precision:  # the TF32 switch: "high" lets float32 matmuls use TF32 tensor cores
         torch.set_float32_matmul_precision(cfg.run.matmul_precision)
@@ -116,6 +124,8 @@ def assemble(cfg: DictConfig, resuming: bool, members: list[DictConfig] | None =
     reweighters = [build(member, "weighting", **facts) for member in members]
     if trainer.precision == "64-true":  # before a checkpoint is restored into them, not after (rounding)
         nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
+    if len(nets) > 1:
+        check_fits(nets, data, trainer.strategy.root_device, memory_budget)
     if reweighters[0].sample_weights(data.train.group) is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
     loss_fns = [plain_partial(instantiate(member.loss)) for member in members]

@@ -42,13 +42,19 @@ class RunResult:
         return {**self.metrics, **{k: v for k, v in self.best.items() if k != "best/checkpoint"}}
 
 
-def run(cfg: DictConfig, record: dict | None = None, members: list[Member] | None = None) -> RunResult:
+def run(
+    cfg: DictConfig,
+    record: dict | None = None,
+    members: list[Member] | None = None,
+    memory_budget: int | None = None,
+) -> RunResult:
     """Train one configuration in `cfg.run_dir` and write its `metrics.json` (with `record` added).
 
     A directory holding this config's finished run is skipped; one holding its checkpoint resumes from it
     (see `overparam.rundir`). Every start writes metrics.json, a failure included. With `members` (a
     batched group; `run.ensemble=S` makes its own) `cfg.run_dir` is the group's directory and every member
-    is also written to its own, as its single run would be.
+    is also written to its own, as its single run would be; `memory_budget` caps what their stacked model
+    may need (see `overparam.batched.memory`).
     """
     validate(cfg)
     members = members or seed_members(cfg)
@@ -64,7 +70,12 @@ def run(cfg: DictConfig, record: dict | None = None, members: list[Member] | Non
         parts: Components | None = None
         outcome, started = {"status": "completed", "steps": 0}, time.time()
         try:
-            parts = assemble(cfg, resuming=plan.action == "resume", members=[m.cfg for m in members])
+            parts = assemble(
+                cfg,
+                resuming=plan.action == "resume",
+                members=[m.cfg for m in members],
+                memory_budget=memory_budget,
+            )
             if parts.unstable:
                 raise Diverged(parts.unstable, step=0, last_finite=None)
             parts.trainer.fit(

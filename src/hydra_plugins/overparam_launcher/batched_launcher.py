@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.overparam_launcher.batched_launcher.BatchedLauncher"
     max_members: int = 64  # the largest stacked group; a larger one is split
+    memory_gib: float | None = None  # what a stacked group may use; by default 80% of what is free
 
 
 ConfigStore.instance().store(
@@ -38,8 +39,9 @@ ConfigStore.instance().store(
 
 
 class BatchedLauncher(Launcher):
-    def __init__(self, max_members: int = 64) -> None:
+    def __init__(self, max_members: int = 64, memory_gib: float | None = None) -> None:
         self.max_members = max_members
+        self.memory_budget = None if memory_gib is None else int(memory_gib * 2**30)
         self.config = self.hydra_context = self.task_function = None
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
@@ -96,9 +98,11 @@ class BatchedLauncher(Launcher):
 
     def run_group(self, group: list[tuple[int, DictConfig]]) -> dict[int, JobReturn]:
         """Train the group's jobs as one stacked model; {index: JobReturn} of those it trained (the rest
-        run alone: finished, in use, or the whole group when it cannot be stacked)."""
+        run alone: finished, in use, or the whole group when it cannot be stacked). A group too large for
+        the memory is split into groups that fit."""
         from overparam import rundir
         from overparam.batched.grouping import stacking_refusal
+        from overparam.batched.memory import GroupTooLarge
         from overparam.ensemble import Member
         from overparam.entry import quiet_process
         from overparam.errors import InputError
@@ -134,17 +138,23 @@ class BatchedLauncher(Launcher):
             self.log_to(group_cfg.run_dir, ready[0][2].hydra_cfg)
             quiet_process()
             try:
-                result = run(group_cfg, members=members)
+                result = run(group_cfg, members=members, memory_budget=self.memory_budget)
+            except GroupTooLarge as error:
+                too_large = error
             except InputError as error:
                 print(
                     f"batched launcher: not stacked ({error}); its {len(members)} jobs run one after another"
                 )
                 return {}
+            else:
+                too_large = None
             finally:
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-            if result.status != "completed":
+            if too_large is None and result.status != "completed":
                 print(f"batched launcher: the stacked group {result.status}; its jobs run one after another")
                 return {}
+        if too_large is not None:  # the jobs' directories are released: each smaller group claims its own
+            return self.split(group, [index for index, _, _ in ready], too_large)
         returns = {}
         for index, cfg, returned in ready:
             record = json.loads((Path(cfg.run_dir) / "metrics.json").read_text())
@@ -152,6 +162,17 @@ class BatchedLauncher(Launcher):
             returned.return_value = float(flat.get(cfg.get("objective", ""), float("nan")))
             returned.status = JobStatus.COMPLETED
             returns[index] = returned
+        return returns
+
+    def split(self, group: list[tuple[int, DictConfig]], ready: list[int], too_large) -> dict[int, JobReturn]:
+        if too_large.fits < 2:
+            print(f"batched launcher: {too_large}; its {len(ready)} jobs run one after another")
+            return {}
+        print(f"batched launcher: {too_large}; split into groups of {too_large.fits}")
+        jobs = [(index, sweep_config) for index, sweep_config in group if index in ready]
+        returns = {}
+        for start in range(0, len(jobs), too_large.fits):
+            returns.update(self.run_group(jobs[start : start + too_large.fits]))
         return returns
 
     @staticmethod
