@@ -14,6 +14,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from overparam.batched.stack import run_stacked
 from overparam.errors import ConfigError
 from overparam.settings import sentence  # (importing overparam registers the schema and resolvers)
 
@@ -70,6 +71,15 @@ def record_overrides(job: Path, overrides: list[str]) -> None:
     """Write `.hydra/overrides.yaml` as Hydra would, so in-process runs can be collected as one sweep."""
     (job / ".hydra").mkdir(exist_ok=True)
     (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
+
+
+def execute_stacked(jobs: dict[Path, list[str]], group_dir: Path) -> None:
+    """Each job (its directory: its overrides) trained as one member of a stacked model, as
+    `hydra/launcher=batched` trains a group; each directory then holds what the job's single run writes,
+    its overrides recorded as Hydra would."""
+    configs = [compose_config(overrides, job) for job, overrides in jobs.items()]
+    result = run_stacked(configs, group_dir, overrides=list(jobs.values()))
+    assert result.status == "completed", result.error
 
 
 def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictConfig:

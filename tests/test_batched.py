@@ -42,6 +42,9 @@ KEYS = {
     "run.lr_scale": ["optim.lr=null", "run.lr_scale=0.5,0.9"],
     "run.l2_to_init": ["run.l2_to_init=0,0.05"],  # a member without the penalty beside one with it
     "loss": ["loss=squared,logistic"],
+    # A member that ends inside the group's chunk (50), and one that ends at a chunk's end (60).
+    "trainer.max_steps": ["trainer.max_steps=50,120"],
+    "trainer.max_steps at a chunk end": ["trainer.max_steps=60,120", "weighting=gdro"],
     "loss.alpha": ["loss=polynomial_tail", "loss.alpha=1.0,2.0"],
 }
 
@@ -91,6 +94,12 @@ PROBED = {
     # Seed 000 Fig. 1 with its theory probe and parameter snapshots, as `make figures` runs it.
     "theory": (
         ["+experiment=grw_fig1", "trainer.max_steps=300", "weighting=erm,gdro_nu1"],
+        "theory/dist_to_interpolator",
+        ["snapshots.pt"],
+    ),
+    # The same with step budgets of their own: the shorter member's probes end with it.
+    "theory, own step budgets": (
+        ["+experiment=grw_fig1", "trainer.max_steps=150,300", "weighting=gdro_nu1"],
         "theory/dist_to_interpolator",
         ["snapshots.pt"],
     ),
@@ -210,7 +219,8 @@ def job_dirs(tmp_path):
     return sorted(path.parent for path in (tmp_path / "sweep").glob("*/metrics.json"))
 
 
-def test_an_interrupted_group_resumes_and_its_jobs_still_equal_their_single_runs(tmp_path):
+@pytest.mark.parametrize("budgets", ["1500", "25,1500"], ids=["one budget", "a member ends first"])
+def test_an_interrupted_group_resumes_and_its_jobs_still_equal_their_single_runs(tmp_path, budgets):
     import signal
     import subprocess
     import sys
@@ -219,7 +229,7 @@ def test_an_interrupted_group_resumes_and_its_jobs_still_equal_their_single_runs
     from conftest import ROOT
 
     sweep = tmp_path / "sweep"
-    longer = [*SMALL, *MLP, "trainer.max_steps=1500", "seed=1,2"]
+    longer = [*SMALL, *MLP, f"trainer.max_steps={budgets}", "seed=1,2"]
     command = [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=batched", *longer]
     process = subprocess.Popen(
         [*command, f"hydra.sweep.dir={sweep}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -232,7 +242,7 @@ def test_an_interrupted_group_resumes_and_its_jobs_still_equal_their_single_runs
     (group,) = sweep.glob(".batched/*")
     assert json.loads((group / "metrics.json").read_text())["status"] == "stopped"
     assert not list(sweep.glob("*/metrics.json"))  # no job claims a result it did not reach
-    batched_sweep(sweep, "trainer.max_steps=1500", "seed=1,2")
+    batched_sweep(sweep, f"trainer.max_steps={budgets}", "seed=1,2")
     assert "Restored all states" in (group / "train.log").read_text()
     for k, job in enumerate(sorted(path.parent for path in sweep.glob("*/metrics.json"))):
         execute(compose_config(job_overrides(job), tmp_path / f"single{k}"))

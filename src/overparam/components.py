@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from overparam.batched.member_callbacks import MemberCallback
 from overparam.batched.memory import check_fits
 from overparam.batched.optim import memberwise_factory
+from overparam.batched.progress import MemberEnds
 from overparam.callbacks.resume import AtomicCheckpointIO, ResumeCheckpoint
 from overparam.callbacks.reweighting import ReweightingCallback
 from overparam.data.base import GroupDataModule
@@ -146,6 +147,7 @@ def assemble(
     module = reweighted_module(
         cfg, data, nets, reweighters, loss_fns, penalties, optimizer, inner_steps, callbacks
     )
+    module.member_ends = member_step_budgets(cfg, members)
     if not resuming:  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -161,6 +163,19 @@ def member_optimizer(member: DictConfig, data, net, reweighter, loss_fn) -> func
         member.run.lr_scale, member.run.loss_reduction, data, net, reweighter, loss_fn
     )
     return instantiate(member.optim, lr=rate)
+
+
+def member_step_budgets(cfg: DictConfig, members: list[DictConfig]) -> MemberEnds | None:
+    """Members with step budgets of their own (the group runs the longest; the others end at theirs)."""
+    budgets = [member.trainer.get("max_steps") for member in members]
+    if len(set(budgets)) == 1:
+        return None
+    if not all(isinstance(b, int) and b > 0 for b in budgets) or cfg.trainer.max_steps != max(budgets):
+        raise ConfigError(
+            f"trainer.max_steps differs between stacked members ({', '.join(map(str, budgets))}): each "
+            "must be a number of steps, and the group's the largest"
+        )
+    return MemberEnds(budgets)
 
 
 def all_equal(factories: list[functools.partial]) -> bool:

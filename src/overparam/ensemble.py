@@ -201,17 +201,20 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
     sees one run per member)."""
     curves = pd.read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else None
     failures = {int(k): failure for k, failure in (result.get("member_failures") or {}).items()}
+    ends = {int(k): end for k, end in (result.get("member_ends") or {}).items()}
     for k, member in enumerate(members):
         own = {}
         for key, value in result.get("metrics", {}).items():
             owner, name = member_of(key)
             if owner == k or (owner is None and key != "train/objective"):  # not the sum over members
                 own[name] = value
+        if k in ends:  # it ended before the group: its own last step and epoch
+            own.update({key: float(value) for key, value in ends[k].items() if key in own})
         member_dir = Path(member.cfg.run_dir)
         (member_dir / ".hydra").mkdir(parents=True, exist_ok=True)
         if member.overrides is not None:
             (member_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(member.overrides))
-        group_keys = ("members", "rates", "member_failures")
+        group_keys = ("members", "rates", "member_failures", "member_ends")
         record = {key: value for key, value in result.items() if key not in group_keys}
         record.update(
             metrics=own,
@@ -219,6 +222,8 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
             lr=result["rates"][k],
             config=OmegaConf.to_container(member.cfg, resolve=False),
         )
+        if k in ends:
+            record["steps"] = ends[k]["step"]
         if k in failures:  # what its single run writes when it diverges: no final metrics
             record = {key: value for key, value in record.items() if key not in ("metrics", "best")}
             record.update(failures[k])

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector
 
+from overparam.batched.progress import MemberEnds
 from overparam.data.base import Batch
 from overparam.errors import Diverged
 from overparam.events import StepEvents, chunk_end
@@ -85,6 +86,8 @@ class ReweightedModule(L.LightningModule):
         # A stacked model's diverged members: what each one's metrics.json says, and its frozen θ_t.
         self.member_failures: dict[int, dict] = {}
         self.frozen_rows: dict[int, list[Tensor]] = {}
+        # Members with their own step budget, ended and frozen at its step while the others go on.
+        self.member_ends: MemberEnds | None = None
         self.last_finite_members: list[float | None] = [None] * members
         # A stacked model's per-member values, gathered during a hook and written as one row at its end.
         self.member_values: dict[str, float] = {}
@@ -147,7 +150,10 @@ class ReweightedModule(L.LightningModule):
         reweighter_event = self.reweighter.next_event_step(start)
         # Plain steps skip Lightning's per-step machinery; the last one of a chunk goes through it (hooks).
         plain = (steps > 1 or self.compile) and self.uses_plain_steps()
+        rows = None
         for i in range(steps):
+            if self.member_ends is not None:
+                self.end_members(self.trainer.global_step, rows if i > 0 else None)
             if plain:
                 objectives, outputs, losses, q = self.plain_step().gradients(batch)
             else:
@@ -175,6 +181,12 @@ class ReweightedModule(L.LightningModule):
                     self.manual_backward(objective)
                 optimizer.step()
             self.hold_frozen_members()
+            if self.member_ends is not None:
+                rows = {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives}
+        if self.member_ends is not None:
+            rows = {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives}
+            rows = self.member_ends.stand_in(rows, self.trainer.global_step)
+            outputs, losses, q, objectives = (rows[name] for name in ("outputs", "losses", "q", "objectives"))
         self.train_metrics.update(self.correct(outputs.detach(), batch.y), losses, batch.group)
         # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps
         # (Lightning then leaves "epoch" out, so it is logged too).
@@ -196,8 +208,9 @@ class ReweightedModule(L.LightningModule):
         Returns the objectives with the frozen members' set to 0, so the group's objective stays finite;
         whatever their rows' step does to them, `hold_frozen_members` undoes."""
         step = self.trainer.global_step
+        ended = self.member_ends.ends if self.member_ends is not None else {}
         for k, value in enumerate(objectives.tolist()):
-            if k in self.member_failures:
+            if k in self.member_failures or k in ended:
                 continue
             if math.isfinite(value):
                 self.last_finite_members[k] = value
@@ -214,22 +227,35 @@ class ReweightedModule(L.LightningModule):
         if len(self.member_failures) == self.members:
             first = self.member_failures[0]["error"]
             raise Diverged(f"every member diverged (member 0: {first})", step, None)
-        if not self.member_failures:
+        if not self.member_failures and not ended:
             return objectives
         active = torch.ones(self.members, dtype=torch.bool, device=objectives.device)
-        active[list(self.member_failures)] = False
+        active[[*self.member_failures, *ended]] = False
         return torch.where(active, objectives, torch.zeros_like(objectives))
+
+    def end_members(self, step: int, rows: dict[str, Tensor] | None) -> None:
+        """Freeze the members whose own step budget ends at `step` (θ_step, their reweighter's state);
+        `rows`: the previous step's outputs, losses, q and objectives (None at a chunk's first step: the
+        last chunk end reported them)."""
+        for k in self.member_ends.due(step):
+            self.member_ends.end(k, step, rows, self.reweighter.members[k])
+            self.frozen_rows[k] = self.member_rows(k)
+        if len(self.member_ends.ends) + len(self.member_failures) == self.members:
+            self.trainer.should_stop = True
 
     def member_rows(self, k: int) -> list[Tensor]:
         """A copy of member k's rows of the stacked parameters."""
         return [param[k].detach().clone() for param in self.net.parameters()]
 
     def hold_frozen_members(self) -> None:
-        """Put the diverged members back at θ_t after a step (momentum, weight decay or Adam would move
-        them even without a gradient)."""
-        if not self.member_failures:
+        """Put the diverged and ended members back at θ_t after a step (momentum, weight decay or Adam
+        would move them even without a gradient), and the ended ones' reweighters in their state."""
+        ended = self.member_ends.ends if self.member_ends is not None else {}
+        if not self.member_failures and not ended:
             return
-        for k in self.member_failures:  # resumed: the checkpoint holds them at θ_t
+        if ended:
+            self.member_ends.hold(self.reweighter.members)
+        for k in [*self.member_failures, *ended]:  # resumed: the checkpoint holds them at θ_t
             if k not in self.frozen_rows:
                 self.frozen_rows[k] = self.member_rows(k)
         with torch.no_grad():
@@ -279,11 +305,15 @@ class ReweightedModule(L.LightningModule):
         checkpoint["initial_state"] = self.initial_state
         checkpoint["member_failures"] = self.member_failures
         checkpoint["last_finite_members"] = self.last_finite_members
+        if self.member_ends is not None:
+            checkpoint["member_ends"] = self.member_ends.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.initial_state = checkpoint.get("initial_state", self.initial_state)
         self.member_failures = checkpoint.get("member_failures", {})
         self.last_finite_members = checkpoint.get("last_finite_members", self.last_finite_members)
+        if self.member_ends is not None and "member_ends" in checkpoint:
+            self.member_ends.load_state_dict(checkpoint["member_ends"])
 
     def evaluate(self, batch: Batch, metrics: GroupMetrics) -> None:
         outputs = self.net(batch.x)
@@ -306,12 +336,17 @@ class ReweightedModule(L.LightningModule):
         # Lightning writes step-level values every `log_every_n_steps` only; so do these.
         if not values or (on_step and not self.trainer._logger_connector.should_update_logs):
             return
-        for logger in self.loggers:
-            logger.log_metrics({**values, "epoch": float(self.current_epoch)}, step=self.trainer.global_step)
-        self.trainer.callback_metrics.update(
-            {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
-        )
-        self.written_member_metrics.update(values)
+        step, epoch = self.trainer.global_step, self.current_epoch
+        rows = {(step, epoch): values}
+        if self.member_ends is not None:
+            rows = self.member_ends.labelled(values, step, epoch, self.trainer.state.fn == "fit")
+        for (step, epoch), part in rows.items():
+            for logger in self.loggers:
+                logger.log_metrics({**part, "epoch": float(epoch)}, step=step)
+            self.trainer.callback_metrics.update(
+                {k: torch.tensor(v, dtype=torch.float64) for k, v in part.items()}
+            )
+            self.written_member_metrics.update(part)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.write_members(on_step=True)  # after the callbacks' on_train_batch_end (they log too)

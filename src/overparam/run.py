@@ -100,6 +100,9 @@ def run(
                 if parts.members > 1:
                     failures = parts.module.member_failures
                     outcome.update(members=parts.members, rates=parts.rates, member_failures=failures)
+                    if parts.module.member_ends is not None:
+                        ends = parts.module.member_ends.summary(parts.module.current_epoch)
+                        outcome.update(member_ends=ends)
             seconds = plan.seconds_before + time.time() - started  # every attempt's time
             outcome.update(seconds=round(seconds, 3), config=config, **(record or {}))
             if not rundir.is_secondary_rank():

@@ -5,30 +5,26 @@ from __future__ import annotations
 import pytest
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
-from conftest import compose_config, record_overrides
-from overparam.entry import execute
+from conftest import execute_stacked
 from overparam.results.figures.seed000 import weight_gaps
 
 STEPS = 20_000  # the paper runs 10^7; `pytest -m slow` runs 10^5 (spec A3 at η = 0.1)
 
 
 def sweep(tmp_path, steps: int):
-    for loss in ("logistic", "polynomial_tail"):
-        for weighting in ("erm", "iw"):
-            job = tmp_path / f"loss={loss},weighting={weighting}"
-            execute(
-                compose_config(
-                    [
-                        "+experiment=grw_fig3",
-                        f"loss={loss}",
-                        f"weighting={weighting}",
-                        f"trainer.max_steps={steps}",
-                        *QUIET,
-                    ],
-                    job,
-                )
-            )
-            record_overrides(job, [f"loss={loss}", f"weighting={weighting}"])
+    """The four runs as one stacked model, as `make figures` runs them (hydra/launcher=batched)."""
+    jobs = {
+        tmp_path / f"loss={loss},weighting={weighting}": [
+            "+experiment=grw_fig3",
+            f"loss={loss}",
+            f"weighting={weighting}",
+            f"trainer.max_steps={steps}",
+            *QUIET,
+        ]
+        for loss in ("logistic", "polynomial_tail")
+        for weighting in ("erm", "iw")
+    }
+    execute_stacked(jobs, tmp_path / ".batched")
     gaps = weight_gaps(tmp_path, normalize=True)
     iw = gaps[gaps["weighting"] == "iw"]
     return {loss: part.set_index("step")["gap"] for loss, part in iw.groupby("loss")}

@@ -9,17 +9,27 @@ import pytest
 import torch
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
-from conftest import compose_config
-from overparam.entry import execute
+from conftest import execute_stacked
 
 
-def train(tmp_path, experiment: str, weighting: str, *overrides: str) -> tuple[dict, pd.DataFrame, dict]:
-    run_dir = tmp_path / weighting / "_".join(overrides).replace("=", "-")
-    execute(
-        compose_config([f"+experiment={experiment}", f"weighting={weighting}", *QUIET, *overrides], run_dir)
-    )
-    curves = pd.read_csv(run_dir / "metrics.csv")
-    return json.loads((run_dir / "metrics.json").read_text()), curves, torch.load(run_dir / "snapshots.pt")
+def train(
+    tmp_path, experiment: str, runs: dict[tuple, list[str]]
+) -> dict[tuple, tuple[dict, pd.DataFrame, dict]]:
+    """Each run (by name: its overrides) as one member of a stacked model, as `make figures` runs the
+    figure's sweep (hydra/launcher=batched); its metrics.json, curves and snapshots."""
+    jobs = {
+        tmp_path / str(k): [f"+experiment={experiment}", *QUIET, *overrides]
+        for k, overrides in enumerate(runs.values())
+    }
+    execute_stacked(jobs, tmp_path / ".batched")
+    return {
+        name: (
+            json.loads((job / "metrics.json").read_text()),
+            pd.read_csv(job / "metrics.csv"),
+            torch.load(job / "snapshots.pt"),
+        )
+        for name, job in zip(runs, jobs)
+    }
 
 
 def last(curves: pd.DataFrame, key: str) -> float:
@@ -29,7 +39,8 @@ def last(curves: pd.DataFrame, key: str) -> float:
 @pytest.fixture(scope="module")
 def fig1_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fig1")
-    return {w: train(tmp, "grw_fig1", w) for w in ("erm", "iw", "gdro_nu1", "cvar", "chi2")}
+    runs = train(tmp, "grw_fig1", {w: [f"weighting={w}"] for w in ("erm", "iw", "gdro_nu1", "cvar", "chi2")})
+    return runs
 
 
 def test_thm1_every_grw_method_reaches_the_same_interpolator(fig1_runs):
@@ -71,11 +82,12 @@ def test_fig1_group_dro_weights_converge(fig1_runs):
 @pytest.fixture(scope="module")
 def fig2_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fig2")
-    return {
-        (w, mu): train(tmp, "grw_fig2", w, f"run.l2_to_init={mu}", "trainer.max_steps=10000")
+    runs = {
+        (w, mu): [f"weighting={w}", f"run.l2_to_init={mu}", "trainer.max_steps=10000"]
         for w in ("erm", "iw", "gdro_nu1")
         for mu in (0.1, 10)
     }
+    return train(tmp, "grw_fig2", runs)
 
 
 def test_fig2_static_methods_reach_the_regularized_closed_form(fig2_runs):

@@ -103,10 +103,9 @@ class BatchedLauncher(Launcher):
         from overparam import rundir
         from overparam.batched.grouping import stacking_refusal
         from overparam.batched.memory import GroupTooLarge
-        from overparam.ensemble import Member
+        from overparam.batched.stack import run_stacked
         from overparam.entry import quiet_process
         from overparam.errors import InputError
-        from overparam.run import run
 
         refusal = stacking_refusal(task_part(group[0][1]))
         if refusal:
@@ -128,22 +127,20 @@ class BatchedLauncher(Launcher):
                 ready.append((index, cfg, returned))
             if len(ready) < 2:
                 return {}
-            members = [Member(cfg) for _, cfg, _ in ready]
-            group_cfg = copy.deepcopy(members[0].cfg)
-            names = sorted(Path(m.cfg.run_dir).name for m in members)
+            configs = [cfg for _, cfg, _ in ready]
+            names = sorted(Path(cfg.run_dir).name for cfg in configs)
             digest = hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
-            with open_dict(group_cfg):
-                group_cfg.run_dir = str(Path(str(self.config.hydra.sweep.dir)) / ".batched" / digest)
-            print(f"batched launcher: {len(members)} jobs as one stacked model in {group_cfg.run_dir}")
-            self.log_to(group_cfg.run_dir, ready[0][2].hydra_cfg)
+            group_dir = Path(str(self.config.hydra.sweep.dir)) / ".batched" / digest
+            print(f"batched launcher: {len(configs)} jobs as one stacked model in {group_dir}")
+            self.log_to(str(group_dir), ready[0][2].hydra_cfg)
             quiet_process()
             try:
-                result = run(group_cfg, members=members, memory_budget=self.memory_budget)
+                result = run_stacked(configs, group_dir, memory_budget=self.memory_budget)
             except GroupTooLarge as error:
                 too_large = error
             except InputError as error:
                 print(
-                    f"batched launcher: not stacked ({error}); its {len(members)} jobs run one after another"
+                    f"batched launcher: not stacked ({error}); its {len(configs)} jobs run one after another"
                 )
                 return {}
             else:

@@ -2,9 +2,9 @@
 
 Batchable: the seed (initial draws), the model's settings that change its parameters' values but not
 its structure (σ, init scale, κ; checked when the networks are built), the optimizer's hyperparameters
-(its class must agree), the weighting and its parameters, the loss and its parameters, `run.lr_scale`
-and `run.l2_to_init`. Everything else (data, callbacks, step budgets, trainer) must agree within a
-group.
+(its class must agree), the weighting and its parameters, the loss and its parameters, `run.lr_scale`,
+`run.l2_to_init` and `trainer.max_steps` (a member ends at its own). Everything else (data, callbacks,
+the rest of the trainer) must agree within a group.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ SHARED_WITHIN = ("optim._target_", "model._target_")
 def batchable(key: str) -> bool:
     if key in SHARED_WITHIN:
         return False
-    return key in ("seed", "run.lr_scale", "run.l2_to_init") or key.startswith(
+    return key in ("seed", "run.lr_scale", "run.l2_to_init", "trainer.max_steps") or key.startswith(
         ("optim.", "model.", "weighting.", "loss.")
     )
 

@@ -80,6 +80,35 @@ class MemberModule:
         return getattr(self.module, name)
 
 
+# Hooks an ended member's callbacks still get while the others train: the run's start and end, state.
+UNTIL_THE_END = {
+    "setup",
+    "teardown",
+    "on_fit_start",
+    "on_fit_end",
+    "on_train_start",
+    "on_train_end",
+    "on_save_checkpoint",
+    "on_load_checkpoint",
+    "on_exception",
+}
+
+
+class MemberTrainer:
+    """What the callbacks of a member that has ended see as `trainer`: the group's, its step stopped at
+    the member's last step."""
+
+    def __init__(self, trainer, last_step: int) -> None:
+        self.trainer, self.last_step = trainer, last_step
+
+    @property
+    def global_step(self) -> int:
+        return min(self.trainer.global_step, self.last_step)
+
+    def __getattr__(self, name: str):
+        return getattr(self.trainer, name)
+
+
 class MemberCallback(StepEvents, L.Callback):
     """`callback` (built from member k's config) run on member k of a stacked model."""
 
@@ -97,6 +126,9 @@ class MemberCallback(StepEvents, L.Callback):
         return self.view
 
     def next_event_step(self, step: int) -> int | None:
+        ends = self.view.module.member_ends if self.view is not None else None
+        if ends is not None and self.k in ends.ends:
+            return None
         if isinstance(self.callback, StepEvents):
             return self.callback.next_event_step(step)
         return None
@@ -110,6 +142,12 @@ class MemberCallback(StepEvents, L.Callback):
 
 def forward_hook(name: str):
     def hook(self, trainer, pl_module, *args, **kwargs):
+        ends = getattr(pl_module, "member_ends", None)
+        if ends is not None and self.k in ends.ends:  # after its last step: as its single run, ended
+            reporting = ends.reported.get(self.k) == trainer.global_step
+            if trainer.state.fn == "fit" and name not in UNTIL_THE_END and not reporting:
+                return None
+            trainer = MemberTrainer(trainer, ends.ends[self.k])
         return getattr(self.callback, name)(trainer, self.member(pl_module), *args, **kwargs)
 
     hook.__name__ = name
