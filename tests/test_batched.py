@@ -151,6 +151,30 @@ def test_jobs_that_cannot_share_a_model_run_one_after_another_with_the_reason(tm
     assert again.stdout.count("skipped:") == 4
 
 
+STOP_AT = [
+    "run.eval_splits=[val,test,train]",
+    "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+    "+callbacks.stop.monitor=train_eval/loss",
+    "+callbacks.stop.stopping_threshold=0.02",
+    "+callbacks.stop.patience=1000000",
+    "optim.lr=0.3,0.1",
+]
+
+
+@pytest.mark.parametrize(
+    "weighting",
+    # ERM's objective is the training loss: a run stops at the first step below the threshold, inside a
+    # chunk. Group DRO's is not: its stop rule is checked at chunk ends.
+    ["erm", "gdro"],
+)
+def test_each_member_stops_at_its_own_step_and_the_others_go_on(tmp_path, weighting):
+    pairs = stacked_pair_and_single_runs(tmp_path, [*SMALL, *MLP, *STOP_AT, f"weighting={weighting}"])
+    steps = sorted(json.loads((job / "metrics.json").read_text())["steps"] for job, _ in pairs)
+    assert steps[0] < steps[1] < 120
+    if weighting == "erm":
+        assert steps[0] % 20 != 0  # stopped inside the group's chunk
+
+
 def test_a_group_too_large_for_the_memory_is_split_into_groups_that_fit(tmp_path):
     nothing_fits = batched_sweep(tmp_path / "tiny", "seed=1,2,3,4", "hydra.launcher.memory_gib=1e-9")
     found = re.search(r"needs about [\d.]+ [MG]iB \(([\d.]+) MiB per member\)", nothing_fits.stdout)
@@ -172,10 +196,11 @@ def test_a_group_too_large_for_the_memory_is_split_into_groups_that_fit(tmp_path
     [
         (
             [
-                "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
-                "+callbacks.stop.monitor=val/loss",
+                "+callbacks.rise._target_=overparam.callbacks.monotone.MonotoneDecay",
+                "+callbacks.rise.dirpath=${run_dir}",
+                "+callbacks.rise.threshold=0.001",
             ],
-            "callbacks.stop does not support run.ensemble>1",
+            "callbacks.rise does not support run.ensemble>1",
         ),
         (
             [

@@ -64,10 +64,11 @@ def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path
         (["data.seed=${seed}"], r"^ensemble members must share the data, but data\.seed follows seed"),
         (
             [
-                "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
-                "+callbacks.stop.monitor=val/loss",
+                "+callbacks.rise._target_=overparam.callbacks.monotone.MonotoneDecay",
+                "+callbacks.rise.dirpath=${run_dir}",
+                "+callbacks.rise.threshold=0.001",
             ],
-            r"^callbacks\.stop does not support run\.ensemble>1",
+            r"^callbacks\.rise does not support run\.ensemble>1",
         ),
         (["weighting=jtt"], r"^weighting JTT restarts its network mid-run; train it with run\.ensemble=1$"),
     ],

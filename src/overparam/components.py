@@ -12,7 +12,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from overparam.batched.member_callbacks import MemberCallback
+from overparam.batched.member_callbacks import MemberCallback, works_per_member
 from overparam.batched.memory import check_fits
 from overparam.batched.optim import memberwise_factory
 from overparam.batched.progress import MemberEnds
@@ -108,7 +108,7 @@ def assemble(
     callbacks = list(named_callbacks.values())
     if len(members) > 1:
         callbacks = [
-            *(c for c in callbacks if not getattr(c, "per_member", False)),
+            *(c for c in callbacks if not works_per_member(type(c))),
             *member_callbacks(named_callbacks, members),
         ]
         # No per-member best checkpoint: an ensemble's members report final metrics.
@@ -147,7 +147,12 @@ def assemble(
     module = reweighted_module(
         cfg, data, nets, reweighters, loss_fns, penalties, optimizer, inner_steps, callbacks
     )
-    module.member_ends = member_step_budgets(cfg, members)
+    if len(members) > 1:
+        module.member_ends = member_ends(cfg, members, callbacks)
+        module.member_stop_losses = [
+            chunk_stop_loss(member, [c.callback for c in callbacks if getattr(c, "k", None) == k], reweighter)
+            for k, (member, reweighter) in enumerate(zip(members, reweighters))
+        ]
     if not resuming:  # every config key becomes a column (W&B, CSV hparams, TensorBoard)
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -165,11 +170,13 @@ def member_optimizer(member: DictConfig, data, net, reweighter, loss_fn) -> func
     return instantiate(member.optim, lr=rate)
 
 
-def member_step_budgets(cfg: DictConfig, members: list[DictConfig]) -> MemberEnds | None:
-    """Members with step budgets of their own (the group runs the longest; the others end at theirs)."""
+def member_ends(cfg: DictConfig, members: list[DictConfig], callbacks: list) -> MemberEnds | None:
+    """Where members of a stacked model may end before the group: step budgets of their own (the group
+    runs the longest), a stop rule (each member its own)."""
     budgets = [member.trainer.get("max_steps") for member in members]
+    stoppers = any(isinstance(getattr(c, "callback", None), EarlyStopping) for c in callbacks)
     if len(set(budgets)) == 1:
-        return None
+        return MemberEnds(budgets) if stoppers else None
     if not all(isinstance(b, int) and b > 0 for b in budgets) or cfg.trainer.max_steps != max(budgets):
         raise ConfigError(
             f"trainer.max_steps differs between stacked members ({', '.join(map(str, budgets))}): each "
@@ -330,12 +337,12 @@ def flat_keys(node) -> list[str]:
 
 
 def member_callbacks(named_callbacks: dict, members: list[DictConfig]) -> list[MemberCallback]:
-    """Each callback that works per member (`per_member = True`), once per member, built from the member's
+    """Each callback that works per member (`works_per_member`), once per member, built from the member's
     own config."""
     return [
         MemberCallback(build(member, f"callbacks.{name}"), k)
         for name, callback in named_callbacks.items()
-        if getattr(callback, "per_member", False)
+        if works_per_member(type(callback))
         for k, member in enumerate(members)
     ]
 
@@ -358,7 +365,7 @@ def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
         if not (
             issubclass(callback, ENSEMBLE_CALLBACKS)
             or getattr(callback, "stackable", False)
-            or getattr(callback, "per_member", False)
+            or works_per_member(callback)
         ):
             raise ConfigError(
                 f"callbacks.{name} does not support run.ensemble>1; remove it (~callbacks.{name})"

@@ -88,6 +88,7 @@ class ReweightedModule(L.LightningModule):
         self.frozen_rows: dict[int, list[Tensor]] = {}
         # Members with their own step budget, ended and frozen at its step while the others go on.
         self.member_ends: MemberEnds | None = None
+        self.member_stop_losses: list[float | None] | None = None  # each member's in-chunk stop loss
         self.last_finite_members: list[float | None] = [None] * members
         # A stacked model's per-member values, gathered during a hook and written as one row at its end.
         self.member_values: dict[str, float] = {}
@@ -163,8 +164,11 @@ class ReweightedModule(L.LightningModule):
                 q = self.reweighter(losses, batch.group, batch.index)
                 objectives = self.objective(losses, q)
             if self.members > 1:
-                objectives = self.check_members(objectives)
+                now = {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives}
+                objectives = self.check_members(objectives, now, first=i == 0)
             objective = objectives.sum()
+            if self.members > 1 and self.all_members_done():
+                break  # every member's run has ended: no further step
             value = objective.item()
             if not math.isfinite(value):  # θ_t is where it broke: no step from there
                 raise Diverged.non_finite(self.trainer.global_step, value, self.last_finite_objective)
@@ -202,18 +206,23 @@ class ReweightedModule(L.LightningModule):
             self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
 
-    def check_members(self, objectives: Tensor) -> Tensor:
+    def check_members(self, objectives: Tensor, rows: dict[str, Tensor], first: bool) -> Tensor:
         """A stacked member whose objective is not finite at θ_t diverged at this step, as its single run
         would: it is recorded and frozen at θ_t, and the others go on. The group diverges when all have.
-        Returns the objectives with the frozen members' set to 0, so the group's objective stays finite;
-        whatever their rows' step does to them, `hold_frozen_members` undoes."""
+        A member whose objective is below its own stop loss (`member_stop_losses`; not at a chunk's
+        `first` step, as a single run's chunk) ends here, its `rows` this step's. Returns the objectives
+        with the frozen members' set to 0, so the group's objective stays finite; whatever their rows'
+        step does to them, `hold_frozen_members` undoes."""
         step = self.trainer.global_step
         ended = self.member_ends.ends if self.member_ends is not None else {}
+        stop_losses = self.member_stop_losses or [None] * self.members
         for k, value in enumerate(objectives.tolist()):
             if k in self.member_failures or k in ended:
                 continue
             if math.isfinite(value):
                 self.last_finite_members[k] = value
+                if stop_losses[k] is not None and not first and value < stop_losses[k]:
+                    self.end_member(k, step, rows)
                 continue
             error = Diverged.non_finite(step, value, self.last_finite_members[k])
             self.member_failures[k] = {
@@ -225,8 +234,8 @@ class ReweightedModule(L.LightningModule):
             }
             self.frozen_rows[k] = self.member_rows(k)
         if len(self.member_failures) == self.members:
-            first = self.member_failures[0]["error"]
-            raise Diverged(f"every member diverged (member 0: {first})", step, None)
+            first_error = self.member_failures[0]["error"]
+            raise Diverged(f"every member diverged (member 0: {first_error})", step, None)
         if not self.member_failures and not ended:
             return objectives
         active = torch.ones(self.members, dtype=torch.bool, device=objectives.device)
@@ -234,14 +243,22 @@ class ReweightedModule(L.LightningModule):
         return torch.where(active, objectives, torch.zeros_like(objectives))
 
     def end_members(self, step: int, rows: dict[str, Tensor] | None) -> None:
-        """Freeze the members whose own step budget ends at `step` (θ_step, their reweighter's state);
-        `rows`: the previous step's outputs, losses, q and objectives (None at a chunk's first step: the
-        last chunk end reported them)."""
+        """End the members whose own step budget ends at `step`; `rows`: the previous step's outputs,
+        losses, q and objectives (None at a chunk's first step: the last chunk end reported them)."""
         for k in self.member_ends.due(step):
-            self.member_ends.end(k, step, rows, self.reweighter.members[k])
-            self.frozen_rows[k] = self.member_rows(k)
-        if len(self.member_ends.ends) + len(self.member_failures) == self.members:
+            self.end_member(k, step, rows)
+
+    def end_member(self, k: int, step: int, rows: dict[str, Tensor] | None) -> None:
+        """Member k's run ends at `step`: frozen at θ_step with its reweighter's state (see
+        `overparam.batched.progress`). The group stops when no member trains any more."""
+        self.member_ends.end(k, step, rows, self.reweighter.members[k])
+        self.frozen_rows[k] = self.member_rows(k)
+        if self.all_members_done():
             self.trainer.should_stop = True
+
+    def all_members_done(self) -> bool:
+        ended = self.member_ends.ends if self.member_ends is not None else {}
+        return len(ended) > 0 and len(ended) + len(self.member_failures) == self.members
 
     def member_rows(self, k: int) -> list[Tensor]:
         """A copy of member k's rows of the stacked parameters."""

@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import QUIET_NO_CHECKPOINTS, compose_config, record_overrides
+from conftest import QUIET_NO_CHECKPOINTS, compose_config, execute_stacked, record_overrides
 from overparam.data.base import whole
 from overparam.entry import execute
 from overparam.errors import ConfigError
@@ -132,11 +132,19 @@ def test_sigma_sweep_grows_like_sigma_to_the_2l_and_tracks_the_closed_forms(tmp_
     and F2.5 (f_NN within 0.3 × the init term of f_lin,∞ for σ ≥ 1), L = 2, m = 256, one init, stopped
     at 1e-4; limits.pt holds f_lin,∞ as the explicit-Jacobian closed form gives it."""
     sigmas = [1.0, 2.0, 2.83, 4.0]
-    for sigma in sigmas:
-        job = tmp_path / f"model.sigma={sigma}"
-        overrides = ["model.width=256", f"model.sigma={sigma}", "callbacks.stop.stopping_threshold=1e-4"]
-        execute(compose_config(["+experiment=minimizer_fig2", *QUIET_NO_CHECKPOINTS, *overrides], job))
-        record_overrides(job, overrides)
+    shared = ["+experiment=minimizer_fig2", *QUIET_NO_CHECKPOINTS, "model.width=256"]
+    # One stacked model, as hydra/launcher=batched trains the sweep: each σ stops at its own step.
+    execute_stacked(
+        {
+            tmp_path / f"model.sigma={sigma}": [
+                *shared,
+                f"model.sigma={sigma}",
+                "callbacks.stop.stopping_threshold=1e-4",
+            ]
+            for sigma in sigmas
+        },
+        tmp_path / ".batched",
+    )
     table = seed003.runs(tmp_path).sort_values("sigma")
     assert (table["train_loss"] < 1e-4).all()
     slope = np.polyfit(np.log(table["sigma"][1:]), np.log(table["test_loss"][1:]), 1)[0]

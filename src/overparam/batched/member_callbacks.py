@@ -13,9 +13,10 @@ from __future__ import annotations
 import copy
 
 import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping
 from torch import Tensor, nn
 
-from overparam.ensemble import member_key
+from overparam.ensemble import member_key, member_of
 from overparam.events import StepEvents
 
 # Every hook Lightning calls on a callback with (trainer, pl_module, ...).
@@ -95,18 +96,50 @@ UNTIL_THE_END = {
 
 
 class MemberTrainer:
-    """What the callbacks of a member that has ended see as `trainer`: the group's, its step stopped at
-    the member's last step."""
+    """What member k's callbacks see as `trainer`: the group's, with member k's logged values under their
+    single-run names in `callback_metrics`, a `should_stop` that ends member k alone, and, once member k
+    has ended, its step stopped at the member's last step."""
 
-    def __init__(self, trainer, last_step: int) -> None:
-        self.trainer, self.last_step = trainer, last_step
+    def __init__(self, trainer, module, k: int) -> None:
+        self.trainer, self.module, self.k = trainer, module, k
+
+    @property
+    def ended_at(self) -> int | None:
+        ends = self.module.member_ends
+        return ends.ends.get(self.k) if ends is not None else None
 
     @property
     def global_step(self) -> int:
-        return min(self.trainer.global_step, self.last_step)
+        step = self.trainer.global_step
+        return step if self.ended_at is None else min(step, self.ended_at)
+
+    @property
+    def callback_metrics(self) -> dict:
+        shared, own = {}, {}
+        for key, value in self.trainer.callback_metrics.items():
+            owner, name = member_of(key)
+            if owner is None:
+                shared[name] = value
+            elif owner == self.k:
+                own[name] = value
+        return {**shared, **own}
+
+    @property
+    def should_stop(self) -> bool:
+        return self.ended_at is not None
+
+    @should_stop.setter
+    def should_stop(self, stop: bool) -> None:
+        if stop and self.ended_at is None:  # its run ends at this chunk end; the others go on
+            self.module.end_member(self.k, self.trainer.global_step, None)
 
     def __getattr__(self, name: str):
         return getattr(self.trainer, name)
+
+
+def works_per_member(callback_class: type) -> bool:
+    """Callbacks that read one network or stop one run: once per member in a stacked model."""
+    return getattr(callback_class, "per_member", False) or issubclass(callback_class, EarlyStopping)
 
 
 class MemberCallback(StepEvents, L.Callback):
@@ -147,7 +180,7 @@ def forward_hook(name: str):
             reporting = ends.reported.get(self.k) == trainer.global_step
             if trainer.state.fn == "fit" and name not in UNTIL_THE_END and not reporting:
                 return None
-            trainer = MemberTrainer(trainer, ends.ends[self.k])
+        trainer = MemberTrainer(trainer, pl_module, self.k)
         return getattr(self.callback, name)(trainer, self.member(pl_module), *args, **kwargs)
 
     hook.__name__ = name
