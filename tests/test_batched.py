@@ -39,6 +39,7 @@ KEYS = {
     "weighting.eta": ["weighting=gdro", "weighting.eta=0.1,1.0"],
     "weighting.rho": ["weighting=chi2", "weighting.rho=0.5,2.0"],  # χ²-DRO solves its members at once
     "init scale": ["model=linear", "model.init_scale=0.1,1.0"],
+    "model.sigma": ["model=deep_relu", "model.width=64", "model.sigma=1.0,2.0"],  # seed 003's σ
     "run.lr_scale": ["optim.lr=null", "run.lr_scale=0.5,0.9"],
     "run.l2_to_init": ["run.l2_to_init=0,0.05"],  # a member without the penalty beside one with it
     "loss": ["loss=squared,logistic"],
@@ -93,15 +94,30 @@ def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
 PROBED = {
     # Seed 000 Fig. 1 with its theory probe and parameter snapshots, as `make figures` runs it.
     "theory": (
-        ["+experiment=grw_fig1", "trainer.max_steps=300", "weighting=erm,gdro_nu1"],
+        ["+experiment=grw_fig1", "trainer.max_steps=300", "weighting=erm,gdro_nu1", "~callbacks.checkpoint"],
         "theory/dist_to_interpolator",
         ["snapshots.pt"],
     ),
     # The same with step budgets of their own: the shorter member's probes end with it.
     "theory, own step budgets": (
-        ["+experiment=grw_fig1", "trainer.max_steps=150,300", "weighting=gdro_nu1"],
+        ["+experiment=grw_fig1", "trainer.max_steps=150,300", "weighting=gdro_nu1", "~callbacks.checkpoint"],
         "theory/dist_to_interpolator",
         ["snapshots.pt"],
+    ),
+    # Seed 004's node-scaling probe and its pruning and transfer protocols, over node scalings.
+    "node scaling": (
+        [
+            "+experiment=asym_regression",
+            "model.width=100",
+            "trainer.max_steps=200",
+            "callbacks.protocols.transfer_ks=[10]",
+            "callbacks.protocols.transfer_steps=50",
+            "node_scaling=iid,g05_a07",
+            "seed=0",
+            "trainer.precision=64-true",  # float32 rounds stacked and single matmuls apart
+        ],
+        "probe/ntg_change",
+        ["node_scaling.pt", "pruning.csv", "transfer.csv"],
     ),
     # Seed 002 Fig. 1's kernel probe (each member's own step size) on sklearn's digits.
     "kernel": (
@@ -115,6 +131,7 @@ PROBED = {
             "trainer.max_steps=200",
             "trainer.precision=64-true",  # the paper's float32 rounds stacked and single matmuls apart
             "run.lr_scale=0.5,0.9",
+            "~callbacks.checkpoint",
         ],
         "theory/predicted_residual",
         ["snapshots.pt", "kernel_spectrum.pt"],
@@ -125,11 +142,13 @@ PROBED = {
 @pytest.mark.parametrize("probe", sorted(PROBED))
 def test_probes_that_read_one_network_run_once_per_member_and_equal_the_single_runs(tmp_path, probe):
     overrides, column, artifacts = PROBED[probe]
-    for job, single in stacked_pair_and_single_runs(
-        tmp_path, [*overrides, "~callbacks.checkpoint", *NO_PROGRESS]
-    ):
+    for job, single in stacked_pair_and_single_runs(tmp_path, [*overrides, *NO_PROGRESS]):
         assert column in pd.read_csv(job / "metrics.csv").columns
         for artifact in artifacts:
+            if artifact.endswith(".csv"):
+                ours, theirs = (pd.read_csv(d / artifact) for d in (job, single))
+                pd.testing.assert_frame_equal(ours, theirs, rtol=1e-9, atol=1e-12)
+                continue
             ours, theirs = (torch.load(d / artifact) for d in (job, single))
             assert ours.keys() == theirs.keys()
             for key, value in theirs.items():

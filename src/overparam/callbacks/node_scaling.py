@@ -27,6 +27,8 @@ class NodeScalingProbe(L.Callback):
     `(T, m)`, W_0, W_T, the scales and the output signs.
     """
 
+    per_member = True  # run once per member of a stacked model (overparam.batched.member_callbacks)
+
     def __init__(self, dirpath: str, ntg_points: int = 50, every_n_steps: int = 1) -> None:
         self.path, self.ntg_points = Path(dirpath) / "node_scaling.pt", ntg_points
         self.every_n_steps = every_n_steps
@@ -62,7 +64,7 @@ class NodeScalingProbe(L.Callback):
         net = pl_module.net
         weight = net.weight.detach().double()
         change = (weight - self.w0).norm(dim=1)
-        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        lr = pl_module.learning_rate
         self.steps.append(step)
         self.changes.append(change.cpu())
         logs = {
@@ -131,6 +133,8 @@ class PruneAndTransfer(L.Callback):
 
     Both for every ranking in `importances` (`lambda_wnorm` is the paper's, `lambda` the authors' code's).
     """
+
+    per_member = True  # run once per member of a stacked model (overparam.batched.member_callbacks)
 
     def __init__(
         self,

@@ -58,7 +58,9 @@ class DeepReLU(nn.Module):
             self.biases = nn.ParameterList(
                 nn.Parameter(draw if bias == "normal" else torch.zeros_like(draw)) for draw in draws
             )
-        self.sigma, self.widths = float(sigma), sizes[1:]
+        self.widths = sizes[1:]
+        # A buffer, not a float: members of a stacked model may differ in σ (one value per member).
+        self.register_buffer("sigma", torch.tensor(float(sigma)))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)[-1][1]
