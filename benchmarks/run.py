@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from batched import batched_sweep
+from batched import batched_sweep, fig3_at_paper_scale
 from compiled import compiled_step
 from ensemble import ensemble
 from full_batch import linear_six_images, paper_scale_step, two_layer_relu
 from images import image_pipeline
 
-NAMES = ("1a", "1b", "2", "3", "4", "5a", "5b", "5c")
+NAMES = ("1a", "1b", "2", "3", "4", "5a", "5b", "5c", "5d")
 
 
 def benchmarks(device: str, quick: bool) -> dict:
@@ -45,6 +45,7 @@ def benchmarks(device: str, quick: bool) -> dict:
         "5a": lambda: [compiled_step(device, int(20000 * scale), members=1)],
         "5b": lambda: [batched_sweep(device, 64 if not quick else 16, int(10000 * scale))],
         "5c": lambda: [compiled_step(device, int(20000 * scale), members=64)],
+        "5d": lambda: [fig3_at_paper_scale(device, 100000 if not quick else 2000)],
     }
 
 

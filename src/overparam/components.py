@@ -52,6 +52,17 @@ class Components:
     def lr(self) -> float | None:
         return self.rates[0]
 
+    def record(self) -> dict:
+        """What metrics.json says of the training: its steps, step size and compilation, and a stacked
+        model's members (their step sizes, divergences and early ends)."""
+        module = self.module
+        record = {"steps": self.trainer.global_step, "lr": self.lr, **module.compile_record()}
+        if self.members > 1:
+            record.update(members=self.members, rates=self.rates, member_failures=module.member_failures)
+            if module.member_ends is not None:
+                record["member_ends"] = module.member_ends.summary(module.current_epoch)
+        return record
+
 
 def build(cfg: DictConfig, group: str, **facts):
     """Instantiate `cfg.<group>` (a dotted path), turning any failure into a ConfigError naming the key."""

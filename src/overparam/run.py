@@ -53,8 +53,7 @@ def run(
     A directory holding this config's finished run is skipped; one holding its checkpoint resumes from it
     (see `overparam.rundir`). Every start writes metrics.json, a failure included. With `members` (a
     batched group; `run.ensemble=S` makes its own) `cfg.run_dir` is the group's directory and every member
-    is also written to its own, as its single run would be; `memory_budget` caps what their stacked model
-    may need (see `overparam.batched.memory`).
+    is also written to its own, as its single run would be; their stacked model may need `memory_budget`.
     """
     validate(cfg)
     members = members or seed_members(cfg)
@@ -70,12 +69,8 @@ def run(
         parts: Components | None = None
         outcome, started = {"status": "completed", "steps": 0}, time.time()
         try:
-            parts = assemble(
-                cfg,
-                resuming=plan.action == "resume",
-                members=[m.cfg for m in members],
-                memory_budget=memory_budget,
-            )
+            member_cfgs = [member.cfg for member in members]
+            parts = assemble(cfg, plan.action == "resume", member_cfgs, memory_budget)
             if parts.unstable:
                 raise Diverged(parts.unstable, step=0, last_finite=None)
             parts.trainer.fit(
@@ -96,13 +91,7 @@ def run(
             raise
         finally:
             if parts is not None:
-                outcome.update(steps=parts.trainer.global_step, lr=parts.lr, **parts.module.compile_record())
-                if parts.members > 1:
-                    failures = parts.module.member_failures
-                    outcome.update(members=parts.members, rates=parts.rates, member_failures=failures)
-                    if parts.module.member_ends is not None:
-                        ends = parts.module.member_ends.summary(parts.module.current_epoch)
-                        outcome.update(member_ends=ends)
+                outcome.update(parts.record())
             seconds = plan.seconds_before + time.time() - started  # every attempt's time
             outcome.update(seconds=round(seconds, 3), config=config, **(record or {}))
             if not rundir.is_secondary_rank():

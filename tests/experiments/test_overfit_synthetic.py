@@ -8,33 +8,47 @@ import pandas as pd
 import pytest
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
-from conftest import compose_config
+from conftest import compose_config, execute_stacked
 from overparam.entry import execute
 
 
-def worst_group_curve(tmp_path, weighting: str, seed: int, *overrides: str) -> tuple[pd.Series, dict]:
-    job = tmp_path / f"{weighting}-{seed}-{'-'.join(overrides)}"
-    execute(
-        compose_config(
-            [
-                "+experiment=overfit_synthetic",
-                f"weighting={weighting}",
-                f"seed={seed}",
-                f"data.seed={seed}",
-                *QUIET,
-                *overrides,
-            ],
-            job,
+def worst_group_curves(
+    tmp_path, runs: dict[str, list[str]], seed: int = 0
+) -> dict[str, tuple[pd.Series, dict]]:
+    """The runs (by name: their overrides) as one stacked model, as `make figures` trains the sweep
+    (hydra/launcher=batched); each one's validation worst-group accuracy by step and its metrics.json."""
+    jobs = {
+        tmp_path / name: [
+            "+experiment=overfit_synthetic",
+            f"seed={seed}",
+            f"data.seed={seed}",
+            *QUIET,
+            *overrides,
+        ]
+        for name, overrides in runs.items()
+    }
+    execute_stacked(jobs, tmp_path / ".batched")
+    curves = {}
+    for name, job in zip(runs, jobs):
+        curve = pd.read_csv(job / "metrics.csv").dropna(subset=["val/worst_group_acc"])
+        curves[name] = (
+            curve.set_index("step")["val/worst_group_acc"],
+            json.loads((job / "metrics.json").read_text()),
         )
-    )
-    curves = pd.read_csv(job / "metrics.csv").dropna(subset=["val/worst_group_acc"])
-    return curves.set_index("step")["val/worst_group_acc"], json.loads((job / "metrics.json").read_text())
+    return curves
 
 
 @pytest.fixture(scope="module")
-def erm_and_iw(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("overfit")
-    return worst_group_curve(tmp, "erm", 0), worst_group_curve(tmp, "iw", 0), tmp
+def overfit_runs(tmp_path_factory):
+    """ERM, IW, and IW with the penalty μ/2‖θ − θ0‖² at μ = 1e-6 and 1e-2, seed 0."""
+    return worst_group_curves(
+        tmp_path_factory.mktemp("overfit"),
+        {
+            "erm": ["weighting=erm"],
+            "iw": ["weighting=iw"],
+            **{f"iw, mu={mu}": ["weighting=iw", f"run.l2_to_init={mu}"] for mu in (1e-6, 1e-2)},
+        },
+    )
 
 
 def check_peak_then_fall(erm, erm_result, reweighted, reweighted_result) -> None:
@@ -44,9 +58,9 @@ def check_peak_then_fall(erm, erm_result, reweighted, reweighted_result) -> None
         assert result["metrics"]["train/loss"] <= 1e-8
 
 
-def test_reweighting_peaks_early_then_falls_to_the_erm_interpolator(erm_and_iw):
+def test_reweighting_peaks_early_then_falls_to_the_erm_interpolator(overfit_runs):
     """Spec §7.1: max_t WG_IW(t) − WG_ERM(final) ≥ 0.4 and WG_IW(final) = WG_ERM(final) ± 0.005."""
-    (erm, erm_result), (iw, iw_result), _ = erm_and_iw
+    (erm, erm_result), (iw, iw_result) = overfit_runs["erm"], overfit_runs["iw"]
     check_peak_then_fall(erm, erm_result, iw, iw_result)
     assert iw_result["lr"] < erm_result["lr"]  # η = 1.8/(q_max λ_max): IW's largest weight is larger
 
@@ -54,17 +68,17 @@ def test_reweighting_peaks_early_then_falls_to_the_erm_interpolator(erm_and_iw):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_group_dro_too_at_three_seeds(tmp_path, seed):
-    erm, erm_result = worst_group_curve(tmp_path, "erm", seed)
-    gdro, gdro_result = worst_group_curve(tmp_path, "gdro_nu1", seed, "trainer.max_steps=200000")
-    check_peak_then_fall(erm, erm_result, gdro, gdro_result)
+    runs = {"erm": ["weighting=erm"], "gdro": ["weighting=gdro_nu1", "trainer.max_steps=200000"]}
+    curves = worst_group_curves(tmp_path, runs, seed)
+    check_peak_then_fall(*curves["erm"], *curves["gdro"])
 
 
-def test_weight_decay_helps_only_when_it_keeps_the_training_loss_up(erm_and_iw):
+def test_weight_decay_helps_only_when_it_keeps_the_training_loss_up(overfit_runs):
     """Seed 001 Thm 7 / P6c: a penalty leaving R̂ ≤ 1e-5 moves WG by ≤ 2 pp; a 30 pp gain needs R̂ ≥ 5e-3."""
-    (erm, _), _, tmp = erm_and_iw
+    erm, _ = overfit_runs["erm"]
     gains = {}
     for mu in (1e-6, 1e-2):
-        iw, result = worst_group_curve(tmp, "iw", 0, f"run.l2_to_init={mu}")
+        iw, result = overfit_runs[f"iw, mu={mu}"]
         train_loss, gains[mu] = result["metrics"]["train/loss"], iw.iloc[-1] - erm.iloc[-1]
         if train_loss <= 1e-5:
             assert abs(gains[mu]) <= 0.02
