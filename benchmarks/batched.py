@@ -66,6 +66,7 @@ def fig3_at_paper_scale(device: str, steps: int) -> dict:
             "-m",
             "hydra/launcher=batched",
             "+experiment=grw_fig3",
+            "callbacks.checkpoint=null",  # as `make figures` runs it (a best checkpoint per run is not stacked)
             "~callbacks.progress",
             "+trainer.enable_progress_bar=false",
             f"trainer.max_steps={budget}",
