@@ -17,22 +17,23 @@ RATES = ("0.01", "0.005", "0.0025", "0.00125")
 
 def sweep_seconds(launcher: str, jobs: int, steps: int, sweep_dir: Path) -> float:
     seeds = ",".join(str(s) for s in range(max(1, jobs // (len(METHODS) * len(RATES)))))
-    command = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "-m",
+    return command_seconds(
         f"hydra/launcher={launcher}",
         "+experiment=grw_fig1",
-        "callbacks=default",  # the theory probes read one network: not stacked yet
+        "callbacks=default",  # without the theory probes, as every earlier measurement of 5b
         "~callbacks.checkpoint",
-        "~callbacks.progress",
-        "+trainer.enable_progress_bar=false",
         f"trainer.max_steps={steps}",
         f"weighting={','.join(METHODS)}",
         f"optim.lr={','.join(RATES)}",
         f"seed={seeds}",
         f"hydra.sweep.dir={sweep_dir}",
-    ]
+    )
+
+
+def command_seconds(*overrides: str) -> float:
+    """Wall time of `python train.py -m <overrides>` (quiet), imports and all."""
+    quiet = ["~callbacks.progress", "+trainer.enable_progress_bar=false"]
+    command = [sys.executable, str(ROOT / "train.py"), "-m", *overrides, *quiet]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
@@ -60,24 +61,14 @@ def fig3_at_paper_scale(device: str, steps: int) -> dict:
     printed with the measured times."""
 
     def seconds(budget: int, sweep_dir: Path) -> float:
-        command = [
-            sys.executable,
-            str(ROOT / "train.py"),
-            "-m",
+        return command_seconds(
             "hydra/launcher=batched",
             "+experiment=grw_fig3",
-            "callbacks.checkpoint=null",  # as `make figures` runs it (a best checkpoint per run is not stacked)
-            "~callbacks.progress",
-            "+trainer.enable_progress_bar=false",
+            "callbacks.checkpoint=null",  # as `make figures` runs it (no best checkpoint per run)
             f"trainer.max_steps={budget}",
             "run.compile=true",
             f"hydra.sweep.dir={sweep_dir}",
-        ]
-        start = time.perf_counter()
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(result.stderr[-2000:])
-        return time.perf_counter() - start
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         short = seconds(steps // 10, Path(tmp) / "short")

@@ -79,6 +79,19 @@ def same_reweighter(first: Reweighter, other: Reweighter) -> bool:
     )
 
 
+def rows_alike(items: list, same) -> list[tuple[int, list[int]]]:
+    """The positions of `items` grouped by `same(a, b)`, each group as (its first position, all of them)."""
+    groups: list[tuple[int, list[int]]] = []
+    for k, item in enumerate(items):
+        for first, rows in groups:
+            if same(items[first], item):
+                rows.append(k)
+                break
+        else:
+            groups.append((k, [k]))
+    return groups
+
+
 def same_function(first, other) -> bool:
     """Two loss functions compute alike: the same function with the same bound arguments."""
     if isinstance(first, functools.partial) and isinstance(other, functools.partial):
@@ -92,14 +105,7 @@ class EnsembleLoss:
 
     def __init__(self, loss_fns: list) -> None:
         self.loss_fns = loss_fns
-        self.rows_by_loss: list[tuple[int, list[int]]] = []
-        for k, loss_fn in enumerate(loss_fns):
-            for first, rows in self.rows_by_loss:
-                if same_function(loss_fns[first], loss_fn):
-                    rows.append(k)
-                    break
-            else:
-                self.rows_by_loss.append((k, [k]))
+        self.rows_by_loss = rows_alike(loss_fns, same_function)
         order = [k for _, rows in self.rows_by_loss for k in rows]
         self.unsorted = torch.argsort(torch.tensor(order))  # rows of the parts, concatenated, back in order
 
@@ -125,18 +131,15 @@ class EnsembleReweighter(Reweighter):
         # Members whose q depends on the groups alone and who compute it alike share one q (a sweep of
         # ERM and importance weighting over step sizes computes two); the others are handled class by
         # class, each class's members at once.
-        self.alike: list[tuple[int, list[int]]] = []
+        static = [k for k, member in enumerate(members) if member.static]
+        self.alike = [
+            (static[first], [static[i] for i in rows])
+            for first, rows in rows_alike([members[k] for k in static], same_reweighter)
+        ]
         self.rows_by_class: dict[type, list[int]] = {}
         for k, member in enumerate(members):
             if not member.static:
                 self.rows_by_class.setdefault(type(member), []).append(k)
-                continue
-            for first, rows in self.alike:
-                if same_reweighter(members[first], member):
-                    rows.append(k)
-                    break
-            else:
-                self.alike.append((k, [k]))
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         if len(self.alike) == 1 and not self.rows_by_class:
