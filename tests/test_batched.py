@@ -9,8 +9,10 @@ import re
 import pandas as pd
 import pytest
 import torch
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from conftest import NO_PROGRESS, compose_config, run_cli
+from conftest import NO_PROGRESS, compose_config, execute_stacked, run_cli
 from overparam.entry import execute
 from overparam.results.collect import collect
 
@@ -66,13 +68,20 @@ def assert_same_run(member, single) -> None:
     pd.testing.assert_frame_equal(logged[alone.columns], alone, rtol=1e-9, atol=1e-12)
 
 
-def stacked_pair_and_single_runs(tmp_path, overrides: list[str]) -> list[tuple]:
-    """A two-job batched sweep that must run as one stacked group; each job and its single run (the same
-    overrides, run alone), checked equal."""
+def stacked_pair_and_single_runs(tmp_path, overrides: list[str], launcher: bool = True) -> list[tuple]:
+    """A two-job batched sweep that must run as one stacked group (through `python train.py -m
+    hydra/launcher=batched`, or in this process through `run_stacked`, which the launcher calls); each job
+    and its single run (the same overrides, run alone), checked equal."""
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hydra/launcher=batched", *overrides, f"hydra.sweep.dir={sweep}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 jobs as one stacked model" in result.stdout, result.stdout[-2000:]
+    if launcher:
+        result = run_cli(["-m", "hydra/launcher=batched", *overrides, f"hydra.sweep.dir={sweep}"])
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "2 jobs as one stacked model" in result.stdout, result.stdout[-2000:]
+    else:
+        (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)
+        execute_stacked(
+            {sweep / f"job{k}": list(job) for k, job in enumerate(jobs)}, sweep / ".batched" / "group"
+        )
     jobs = sorted(path.parent for path in sweep.glob("*/metrics.json"))
     assert len(jobs) == 2
     assert len(collect(sweep)) == 2  # the group's own directory is not a run
@@ -88,7 +97,7 @@ def stacked_pair_and_single_runs(tmp_path, overrides: list[str]) -> list[tuple]:
 @pytest.mark.parametrize("key", sorted(KEYS))
 def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
     model = [] if any(o.startswith("model=") for o in KEYS[key]) else MLP
-    stacked_pair_and_single_runs(tmp_path, [*SMALL, *model, *KEYS[key]])
+    stacked_pair_and_single_runs(tmp_path, [*SMALL, *model, *KEYS[key]], launcher=False)
 
 
 PROBED = {
