@@ -45,7 +45,7 @@ def benchmarks(device: str, quick: bool) -> dict:
         "5a": lambda: [compiled_step(device, int(20000 * scale), members=1)],
         "5b": lambda: [batched_sweep(device, 64 if not quick else 16, int(10000 * scale))],
         "5c": lambda: [compiled_step(device, int(20000 * scale), members=64)],
-        "5d": lambda: [fig3_at_paper_scale(device, 100000 if not quick else 2000)],
+        "5d": lambda: [fig3_at_paper_scale(device, 100000 if not quick else 5000)],
     }
 
 
