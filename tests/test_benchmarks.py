@@ -16,25 +16,27 @@ def bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_gpu_benchmarks_run_at_smoke_scale_and_report_each_ratio(tmp_path):
+def smoke_run(tmp_path, only: str, targets: list[str]) -> tuple[list[dict], str]:
+    """`benchmarks/run.py --quick --only <only>`: each benchmark's row, in order, with its target and a
+    finite positive ratio; and what it printed."""
     out = tmp_path / "bench.json"
-    result = bench("--quick", "--only", "3,4", "--out", str(out))
+    result = bench("--quick", "--only", only, "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(out.read_text())
-    assert [row["target"] for row in rows] == ["≥ 2", "≥ 0.8", "≤ 1.3"]
+    assert [row["target"] for row in rows] == targets
     assert all(math.isfinite(row["ratio"]) and row["ratio"] > 0 for row in rows)
+    return rows, result.stdout
+
+
+def test_gpu_benchmarks_run_at_smoke_scale_and_report_each_ratio(tmp_path):
+    rows, printed = smoke_run(tmp_path, "3,4", ["≥ 2", "≥ 0.8", "≤ 1.3"])
     for row in rows:
-        assert f"{row['ratio']:6.2f}×   target {row['target']}" in result.stdout
+        assert f"{row['ratio']:6.2f}×   target {row['target']}" in printed
     assert "JPEGs written" in rows[0]["detail"] and "its two matmuls" in rows[2]["detail"]
 
 
 def test_the_compiled_step_benchmarks_run_at_smoke_scale(tmp_path):
-    out = tmp_path / "bench.json"
-    result = bench("--quick", "--only", "5a,5c,5d", "--out", str(out))
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = json.loads(out.read_text())
-    assert [row["target"] for row in rows] == ["≥ 0.8", "≥ 0.7", "≥ 1"]
-    assert all(math.isfinite(row["ratio"]) and row["ratio"] > 0 for row in rows)
+    rows, _ = smoke_run(tmp_path, "5a,5c,5d", ["≥ 0.8", "≥ 0.7", "≥ 1"])
     assert all("bare compiled loop" in row["detail"] for row in rows[:2])
     assert "10^7 steps ≈" in rows[2]["detail"]
 

@@ -151,10 +151,10 @@ class ReweightedModule(L.LightningModule):
         reweighter_event = self.reweighter.next_event_step(start)
         # Plain steps skip Lightning's per-step machinery; the last one of a chunk goes through it (hooks).
         plain = (steps > 1 or self.compile) and self.uses_plain_steps()
-        rows = None
+        now = None  # a stacked model's outputs, losses, q and objectives at this step
         for i in range(steps):
             if self.member_ends is not None:
-                self.end_members(self.trainer.global_step, rows if i > 0 else None)
+                self.end_members(self.trainer.global_step, now if i > 0 else None)
             if plain:
                 objectives, outputs, losses, q = self.plain_step().gradients(batch)
             else:
@@ -185,11 +185,8 @@ class ReweightedModule(L.LightningModule):
                     self.manual_backward(objective)
                 optimizer.step()
             self.hold_frozen_members()
-            if self.member_ends is not None:
-                rows = {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives}
         if self.member_ends is not None:
-            rows = {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives}
-            rows = self.member_ends.stand_in(rows, self.trainer.global_step)
+            rows = self.member_ends.stand_in({**now, "objectives": objectives}, self.trainer.global_step)
             outputs, losses, q, objectives = (rows[name] for name in ("outputs", "losses", "q", "objectives"))
         self.train_metrics.update(self.correct(outputs.detach(), batch.y), losses, batch.group)
         # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps
@@ -214,7 +211,7 @@ class ReweightedModule(L.LightningModule):
         with the frozen members' set to 0, so the group's objective stays finite; whatever their rows'
         step does to them, `hold_frozen_members` undoes."""
         step = self.trainer.global_step
-        ended = self.member_ends.ends if self.member_ends is not None else {}
+        ended = self.ended_members
         stop_losses = self.member_stop_losses or [None] * self.members
         for k, value in enumerate(objectives.tolist()):
             if k in self.member_failures or k in ended:
@@ -244,7 +241,8 @@ class ReweightedModule(L.LightningModule):
 
     def end_members(self, step: int, rows: dict[str, Tensor] | None) -> None:
         """End the members whose own step budget ends at `step`; `rows`: the previous step's outputs,
-        losses, q and objectives (None at a chunk's first step: the last chunk end reported them)."""
+        losses, q and objectives, as computed (None at a chunk's first step: the last chunk end reported
+        them)."""
         for k in self.member_ends.due(step):
             self.end_member(k, step, rows)
 
@@ -256,8 +254,13 @@ class ReweightedModule(L.LightningModule):
         if self.all_members_done():
             self.trainer.should_stop = True
 
+    @property
+    def ended_members(self) -> dict[int, int]:
+        """Members of a stacked model whose runs have ended before the group's, with their last steps."""
+        return self.member_ends.ends if self.member_ends is not None else {}
+
     def all_members_done(self) -> bool:
-        ended = self.member_ends.ends if self.member_ends is not None else {}
+        ended = self.ended_members
         return len(ended) > 0 and len(ended) + len(self.member_failures) == self.members
 
     def member_rows(self, k: int) -> list[Tensor]:
@@ -267,7 +270,7 @@ class ReweightedModule(L.LightningModule):
     def hold_frozen_members(self) -> None:
         """Put the diverged and ended members back at θ_t after a step (momentum, weight decay or Adam
         would move them even without a gradient), and the ended ones' reweighters in their state."""
-        ended = self.member_ends.ends if self.member_ends is not None else {}
+        ended = self.ended_members
         if not self.member_failures and not ended:
             return
         if ended:

@@ -105,8 +105,7 @@ class MemberTrainer:
 
     @property
     def ended_at(self) -> int | None:
-        ends = self.module.member_ends
-        return ends.ends.get(self.k) if ends is not None else None
+        return self.module.ended_members.get(self.k)
 
     @property
     def global_step(self) -> int:
@@ -159,8 +158,7 @@ class MemberCallback(StepEvents, L.Callback):
         return self.view
 
     def next_event_step(self, step: int) -> int | None:
-        ends = self.view.module.member_ends if self.view is not None else None
-        if ends is not None and self.k in ends.ends:
+        if self.view is not None and self.k in self.view.module.ended_members:
             return None
         if isinstance(self.callback, StepEvents):
             return self.callback.next_event_step(step)
