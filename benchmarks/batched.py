@@ -69,6 +69,7 @@ def fig3_at_paper_scale(device: str, steps: int) -> dict:
             "callbacks.checkpoint=null",  # as `make figures` runs it (no best checkpoint per run)
             f"trainer.max_steps={budget}",
             "run.compile=true",
+            "run.compile_unroll=16",  # what auto chooses at 10^7 steps
             f"hydra.sweep.dir={sweep_dir}",
         )
         (record,) = [json.loads(p.read_text()) for p in sweep_dir.glob(".batched/*/metrics.json")]

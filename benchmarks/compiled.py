@@ -29,6 +29,7 @@ def fig1_overrides(device: str, steps: int, members: int) -> list[str]:
         "run.log_grid_per_decade=null",
         "run.inner_steps=1000",
         "run.compile=true",
+        "run.compile_unroll=16",  # what auto unrolls from 10^6 steps on: the long runs compiling is for
         f"run.ensemble={members}",
         f"optim.lr={LR}",
         f"trainer.max_steps={WARMUP + steps}",

@@ -10,7 +10,7 @@ import pytest
 from hydra.utils import instantiate
 
 from conftest import NO_PROGRESS, compose_config, run_cli
-from overparam.components import compile_steps
+from overparam.components import compile_steps, unrolled_steps
 from overparam.entry import execute
 from overparam.errors import ConfigError
 
@@ -31,12 +31,16 @@ SMALL = [
     "~callbacks.checkpoint",
     *NO_PROGRESS,
 ]
+# run.compile_unroll=k > 1: k steps as one graph (the network on the parameters' values, the optimizer's
+# update in its functional form); 1: each step's gradient and update as two graphs.
 CASES = {
-    "group DRO, momentum": ["weighting=gdro", "optim.momentum=0.9"],
-    "adam, penalty to θ0": ["optim=adam", "optim.lr=0.003", "run.l2_to_init=0.1"],
-    "adagrad, sum loss": ["optim=adagrad", "optim.lr=0.01", "run.loss_reduction=sum"],
-    # The stop loss ends the run at its exact step, inside a chunk.
+    "group DRO, momentum": ["weighting=gdro", "optim.momentum=0.9", "run.compile_unroll=2"],
+    "adam, penalty to θ0": ["optim=adam", "optim.lr=0.003", "run.l2_to_init=0.1", "run.compile_unroll=2"],
+    "adagrad, sum loss": ["optim=adagrad", "optim.lr=0.01", "run.loss_reduction=sum", "run.compile_unroll=1"],
+    # The stop loss ends the run at its exact step, inside a chunk: inside 4 steps taken at once, which are
+    # then undone and taken one by one.
     "stop loss": [
+        "run.compile_unroll=4",
         "weighting=erm",  # the objective is the training loss, so the first step below the threshold ends it
         "trainer.max_steps=1000",
         "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
@@ -44,10 +48,10 @@ CASES = {
         "+callbacks.stop.stopping_threshold=0.01",
         "+callbacks.stop.patience=1000000",
     ],
-    # Three seeds stacked in one model: each member's gradient and update in the same two graphs.
-    "stacked members": ["weighting=gdro", "run.ensemble=3"],
+    # Three seeds stacked in one model: each member's gradient and update in the same graphs.
+    "stacked members": ["weighting=gdro", "run.ensemble=3", "run.compile_unroll=2"],
     # χ²-DRO's dual solved in closed form (a sort and prefix sums), so the whole step is one graph.
-    "chi-square DRO": ["weighting=chi2"],
+    "chi-square DRO": ["weighting=chi2", "run.compile_unroll=1"],
 }
 
 
@@ -70,7 +74,10 @@ def test_a_compiled_run_equals_the_eager_run(tmp_path, case):
     execute(compose_config([*overrides, "run.compile=true"], tmp_path / "compiled"))
     record = assert_same(tmp_path / "compiled", tmp_path / "eager")
     assert record["compile"]["fallback"] is None
-    assert set(record["compile"]["seconds"]) == {"gradients", "update"}
+    unrolled = "run.compile_unroll=1" not in CASES[case]
+    assert set(record["compile"]["seconds"]) == {"gradients", "update"} | (
+        {"unrolled"} if unrolled else set()
+    )
     if case == "stop loss":
         assert record["steps"] % 40 != 0  # stopped by the threshold inside a chunk, where the eager run did
 
@@ -93,6 +100,14 @@ def test_compiling_mini_batch_steps_is_refused_in_one_sentence(tmp_path):
     cfg = compose_config([*SMALL, "data.batch_size=16", "run.inner_steps=1", "run.compile=true"], tmp_path)
     with pytest.raises(ConfigError, match=r"run.compile=true compiles full-batch steps: set data.batch_size"):
         execute(cfg)
+
+
+@pytest.mark.parametrize(
+    ("steps", "members", "unroll"), [(1_000_000, 1, 16), (999_999, 1, 1), (100_000, 10, 16), (100_000, 9, 1)]
+)
+def test_auto_unrolls_only_runs_long_enough_to_repay_the_longer_compilation(steps, members, unroll):
+    cfg = compose_config([*SMALL, "run.compile=true", f"trainer.max_steps={steps}"])
+    assert unrolled_steps(cfg, members) == unroll
 
 
 @pytest.mark.parametrize(

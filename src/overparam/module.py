@@ -52,6 +52,7 @@ class ReweightedModule(L.LightningModule):
         loss_reduction: str = "mean",
         stop_loss: float | None = None,
         compile: bool = False,
+        compile_unroll: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "loss_fn", "reweighter", "optimizer"])
@@ -76,7 +77,7 @@ class ReweightedModule(L.LightningModule):
         # Full batch: a chunk ends at the first step whose objective (the training loss) is below this, so
         # a stop rule on the training loss (seed 003: < 1e-5) sees the first such step, not a chunk's end.
         self.stop_loss = stop_loss
-        self.compile = compile
+        self.compile, self.compile_unroll = compile, compile_unroll
         self.full_batch_step: FullBatchStep | None = None  # built at the first plain step
         self.eval_metrics = nn.ModuleList(
             GroupMetrics(group_names, group_counts, members) for _ in self.eval_splits
@@ -117,24 +118,26 @@ class ReweightedModule(L.LightningModule):
             steps = min(steps, self.trainer.max_steps - step)
         return max(1, chunk_end(step, steps, self.step_participants()) - step)
 
-    def objective(self, losses: Tensor, q: Tensor) -> Tensor:
+    def objective(self, losses: Tensor, q: Tensor, params: dict[str, Tensor] | None = None) -> Tensor:
         """Σ_i q_i ℓ_i (+ μ/2 ‖θ − θ0‖², the penalty centred at the initialization); one value per member
-        of a stacked model (losses and q of shape (members, n))."""
+        of a stacked model (losses and q of shape (members, n)). θ: the network's parameters, those named
+        in `params` replaced."""
         objective = (q * losses).sum(-1)
         if self.loss_reduction == "sum":  # Σ_i ℓ_i for ERM, so a paper's η means what it says (seed 002)
             objective = objective * losses.shape[-1]
         if self.penalized:
             mu = self.l2_to_init
             mu = mu.to(objective) if isinstance(mu, Tensor) else mu
-            objective = objective + 0.5 * mu * self.squared_distance_to_init()
+            objective = objective + 0.5 * mu * self.squared_distance_to_init(params)
         return objective
 
-    def squared_distance_to_init(self) -> Tensor:
+    def squared_distance_to_init(self, params: dict[str, Tensor] | None = None) -> Tensor:
         """‖θ − θ0‖², per member of a stacked model (row k of every parameter is member k's)."""
+        theta = [(params or {}).get(name, param) for name, param in self.net.named_parameters()]
         if self.members == 1:
-            return (parameters_to_vector(self.net.parameters()) - self.theta0).pow(2).sum()
+            return (parameters_to_vector(theta) - self.theta0).pow(2).sum()
         total, start = 0, 0
-        for param in self.net.parameters():
+        for param in theta:
             initial = self.theta0[start : start + param.numel()].view_as(param)
             total = total + (param - initial).pow(2).reshape(self.members, -1).sum(1)
             start += param.numel()
@@ -152,9 +155,17 @@ class ReweightedModule(L.LightningModule):
         # Plain steps skip Lightning's per-step machinery; the last one of a chunk goes through it (hooks).
         plain = (steps > 1 or self.compile) and self.uses_plain_steps()
         now = None  # a stacked model's outputs, losses, q and objectives at this step
-        for i in range(steps):
+        unroll = self.compile_unroll if plain and self.compile else 1
+        i = 0
+        while i < steps:
             if self.member_ends is not None:
                 self.end_members(self.trainer.global_step, now if i > 0 else None)
+            if unroll > 1 and i + unroll < steps and self.ready_to_unroll(unroll):
+                rows = self.unrolled_steps(batch, first=i == 0)
+                if rows is not None:
+                    now, i = rows, i + unroll
+                    continue
+                unroll = 1  # one of those steps is an event: from here this chunk goes step by step
             if plain:
                 objectives, outputs, losses, q = self.plain_step().gradients(batch)
             else:
@@ -185,6 +196,7 @@ class ReweightedModule(L.LightningModule):
                     self.manual_backward(objective)
                 optimizer.step()
             self.hold_frozen_members()
+            i += 1
         if self.member_ends is not None:
             rows = self.member_ends.stand_in({**now, "objectives": objectives}, self.trainer.global_step)
             outputs, losses, q, objectives = (rows[name] for name in ("outputs", "losses", "q", "objectives"))
@@ -202,6 +214,63 @@ class ReweightedModule(L.LightningModule):
         if reweighter_event == self.trainer.global_step:
             self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
+
+    def unrolled_steps(self, batch: Batch, first: bool) -> dict[str, Tensor] | None:
+        """`compile_unroll` plain steps in one compiled call, kept when none of them is an event (a
+        non-finite objective, a stop loss; not at a chunk's `first` step, as one by one): then the last
+        step's outputs, losses, q and objectives. Otherwise None, with everything as it was before."""
+        full_batch_step = self.plain_step()
+        saved = full_batch_step.snapshot()
+        unrolled = full_batch_step.unrolled(batch)
+        if unrolled is None:
+            return None
+        objectives, outputs, losses, q = unrolled
+        if not self.free_of_events(objectives.detach().reshape(len(objectives), -1), first):
+            full_batch_step.restore(saved)
+            return None
+        optimizer = self.optimizers()
+        for _ in range(len(objectives)):  # count the steps in Lightning's progress (global_step)
+            optimizer._on_before_step()
+            optimizer._on_after_step()
+        self.hold_frozen_members()
+        return {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives[-1]}
+
+    def free_of_events(self, objectives: Tensor, first: bool) -> bool:
+        """Whether steps with these objectives `(steps, members)` are free of step-indexed events (then
+        their last values are kept as the last finite ones)."""
+        active = [
+            k for k in range(self.members) if k not in self.member_failures and k not in self.ended_members
+        ]
+        values = objectives[:, active]
+        if not (values.isfinite().all() and values.sum(-1).isfinite().all()):
+            return False
+        checked = values[1:] if first else values
+
+        if self.stop_loss is not None and bool((checked.sum(-1) < self.stop_loss).any()):
+            return False
+        stop_losses = [
+            (j, self.member_stop_losses[k]) for j, k in enumerate(active) if self.member_stop_losses
+        ]
+        stop_losses = [(j, loss) for j, loss in stop_losses if loss is not None]
+        if stop_losses:
+            columns, thresholds = zip(*stop_losses)
+            if bool((checked[:, list(columns)] < checked.new_tensor(thresholds)).any()):
+                return False
+        last = values[-1].tolist()
+        self.last_finite_objective = sum(last)
+        for k, value in zip(active, last):
+            self.last_finite_members[k] = value
+        return True
+
+    def ready_to_unroll(self, steps: int) -> bool:
+        """Whether the next `steps` steps may be taken at once: a step has set the gradients' tensors, and
+        no member's own step budget ends after the current step and within them."""
+        if not self.plain_step().stepped:
+            return False
+        if self.member_ends is None:
+            return True
+        step = self.trainer.global_step
+        return not self.all_members_done() and not self.member_ends.due_between(step + 1, step + steps)
 
     def check_members(self, objectives: Tensor, rows: dict[str, Tensor], first: bool) -> Tensor:
         """A stacked member whose objective is not finite at θ_t diverged at this step, as its single run
@@ -285,7 +354,9 @@ class ReweightedModule(L.LightningModule):
 
     def plain_step(self) -> FullBatchStep:
         if self.full_batch_step is None:
-            self.full_batch_step = FullBatchStep(self, self.optimizers().optimizer, self.compile)
+            self.full_batch_step = FullBatchStep(
+                self, self.optimizers().optimizer, self.compile, self.compile_unroll
+            )
         return self.full_batch_step
 
     @property

@@ -28,6 +28,7 @@ class RunSettings:
     matmul_precision: str | None = None
     mitigation: str = "none"
     compile: Any = "auto"  # true | false | auto: compile full-batch steps (auto: ≥ 100,000 steps)
+    compile_unroll: Any = "auto"  # compiled steps per graph: an integer ≥ 1, or auto (16 from 10^6 steps)
 
 
 # The values a run setting may take, where its type alone does not say.

@@ -68,9 +68,10 @@ def check_run_settings(run: DictConfig) -> None:
             raise ConfigError(f"run.{key} must be {what}, got {got!r}")
     if "val" not in run.eval_splits:
         raise ConfigError(f"run.eval_splits must include val (model selection), got {list(run.eval_splits)}")
-    steps = run.inner_steps
-    if steps != "auto" and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-        raise ConfigError(f"run.inner_steps must be an integer ≥ 1 or auto, got {steps!r}")
+    for key in ("inner_steps", "compile_unroll"):
+        steps = run[key]
+        if steps != "auto" and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+            raise ConfigError(f"run.{key} must be an integer ≥ 1 or auto, got {steps!r}")
     if run.compile not in (True, False, "auto"):
         raise ConfigError(f"run.compile must be true, false or auto, got {run.compile!r}")
     for key, minimum in (("ensemble", 1), ("log_grid_per_decade", 1)):

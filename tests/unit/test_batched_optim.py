@@ -7,7 +7,7 @@ import functools
 import pytest
 import torch
 
-from overparam.batched.optim import memberwise_factory
+from overparam.batched.optim import memberwise_factory, update_of
 from overparam.errors import ConfigError
 
 MEMBERS = {
@@ -59,3 +59,35 @@ def test_members_of_different_optimizers_or_unsupported_settings_are_refused():
         memberwise_factory([functools.partial(torch.optim.Adam, amsgrad=True)])
     with pytest.raises(ConfigError, match="optim RMSprop has no member-wise update"):
         memberwise_factory([functools.partial(torch.optim.RMSprop, lr=0.1)])
+
+
+@pytest.mark.parametrize("name", sorted(MEMBERS))
+def test_the_functional_form_of_a_torch_optimizer_moves_a_tensor_as_the_optimizer_does(name):
+    """What compiled unrolled steps apply (`update_of`) against torch.optim's own step, state included."""
+    generator = torch.Generator().manual_seed(1)
+    for factory in MEMBERS[name]:
+        start = torch.randn(4, 3, dtype=torch.float64, generator=generator)
+        grads = torch.randn(30, 4, 3, dtype=torch.float64, generator=generator)
+        reference = torch.nn.Parameter(start.clone())
+        optimizer = factory([reference])
+        reference.grad = grads[0] + reference.detach()
+        optimizer.step()  # torch builds the state; the functional form takes it over from there
+        update, value = update_of(optimizer), reference.detach().clone()
+        state = {
+            k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in optimizer.state[reference].items()
+        }
+        for grad in grads[1:]:
+            update(value, grad + value, state)
+            reference.grad = grad + reference.detach()
+            optimizer.step()
+        torch.testing.assert_close(value, reference.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_optimizers_without_a_functional_form_are_named():
+    param = torch.nn.Parameter(torch.zeros(2))
+    assert update_of(torch.optim.Adam([param], amsgrad=True)) is None
+    assert update_of(torch.optim.RMSprop([param])) is None
+    assert (
+        update_of(torch.optim.SGD([{"params": [param]}, {"params": [torch.nn.Parameter(torch.ones(1))]}]))
+        is None
+    )

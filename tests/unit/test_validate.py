@@ -62,6 +62,7 @@ BAD_CONFIGS = [
     (["data.n_train=6000"], r"^data\.n_train \+ n_val \+ n_test must be ≤ 5000"),
     (["run.inner_steps=0"], r"^run\.inner_steps must be an integer ≥ 1 or auto, got 0$"),
     (["run.compile=sometimes"], r"^run\.compile must be true, false or auto, got 'sometimes'$"),
+    (["run.compile_unroll=0"], r"^run\.compile_unroll must be an integer ≥ 1 or auto, got 0$"),
     (["run.inner_stepz=3"], r"^run\.inner_stepz is not a setting of run; did you mean inner_steps\?$"),
     (["+run.inner_stepz=3"], r"^run\.inner_stepz is not a setting of run; did you mean inner_steps\?$"),
     (["run.lr_scale=fast"], r"^run\.lr_scale must be a number, got 'fast'$"),

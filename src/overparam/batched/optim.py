@@ -51,39 +51,32 @@ def memberwise_factory(factories: list) -> functools.partial:
     return functools.partial(MemberwiseOptimizer, kind=kind, settings=settings)
 
 
-class MemberwiseOptimizer(torch.optim.Optimizer):
-    """SGD, Adam or Adagrad over stacked parameters (leading dimension = member), member k with
-    `settings[k]`."""
+class MemberwiseUpdate:
+    """The update of SGD, Adam or Adagrad on one tensor, every hyperparameter of member k taken from
+    `settings[k]` and broadcast along row k (one member's settings broadcast over an unstacked tensor).
+    Its state is a dict of tensors, as torch.optim keeps it, so it can run inside a compiled graph."""
 
-    def __init__(self, params, kind: type, settings: list[dict]) -> None:
-        super().__init__(params, {})
+    def __init__(self, kind: type, settings: list[dict]) -> None:
         self.kind, self.settings = kind, settings
         self.nesterov = bool(settings[0].get("nesterov"))
-        self.members = len(settings)
 
     def per_member(self, name: str, like: Tensor) -> Tensor:
         """Hyperparameter `name` of every member as a tensor broadcasting along `like`'s rows."""
         values = torch.tensor([s[name] for s in self.settings], dtype=like.dtype, device=like.device)
         return values.reshape(-1, *([1] * (like.dim() - 1)))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is not None:
-                    getattr(self, f"{self.kind.__name__.lower()}_step")(param, param.grad, self.state[param])
-        return loss
+    def __call__(self, param: Tensor, grad: Tensor, state: dict) -> None:
+        getattr(self, f"{self.kind.__name__.lower()}_step")(param, grad, state)
 
     def decayed(self, param: Tensor, grad: Tensor) -> Tensor:
         return grad + self.per_member("weight_decay", param) * param
 
     def sgd_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
         grad = self.decayed(param, grad)
-        if "momentum_buffer" not in state:
+        if all(s["momentum"] == 0 for s in self.settings):  # torch.optim keeps no buffer then
+            param.sub_(self.per_member("lr", param) * grad)
+            return
+        if state.get("momentum_buffer") is None:
             state["momentum_buffer"] = grad.clone()
         else:
             dampening = self.per_member("dampening", param)
@@ -98,16 +91,19 @@ class MemberwiseOptimizer(torch.optim.Optimizer):
 
     def adam_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
         if not state:
-            state.update(step=0, exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param))
+            state.update(
+                step=torch.tensor(0.0), exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param)
+            )
         state["step"] += 1
         grad = self.decayed(param, grad)
         betas = torch.tensor([s["betas"] for s in self.settings], dtype=param.dtype, device=param.device)
         shape = (-1, *([1] * (param.dim() - 1)))
         beta1, beta2 = betas[:, 0].reshape(shape), betas[:, 1].reshape(shape)
+        step = torch.as_tensor(state["step"], dtype=param.dtype)
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
-        step_size = self.per_member("lr", param) / (1 - beta1 ** state["step"])
-        denominator = (state["exp_avg_sq"].sqrt() / (1 - beta2 ** state["step"]).sqrt()).add_(
+        step_size = self.per_member("lr", param) / (1 - beta1**step)
+        denominator = (state["exp_avg_sq"].sqrt() / (1 - beta2**step).sqrt()).add_(
             self.per_member("eps", param)
         )
         param.sub_(step_size * state["exp_avg"] / denominator)
@@ -115,10 +111,50 @@ class MemberwiseOptimizer(torch.optim.Optimizer):
     def adagrad_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
         if not state:
             state.update(
-                step=0, sum=self.per_member("initial_accumulator_value", param).expand_as(param).clone()
+                step=torch.tensor(0.0),
+                sum=self.per_member("initial_accumulator_value", param).expand_as(param).clone(),
             )
         state["step"] += 1
         grad = self.decayed(param, grad)
-        rate = self.per_member("lr", param) / (1 + (state["step"] - 1) * self.per_member("lr_decay", param))
+        step = torch.as_tensor(state["step"], dtype=param.dtype)
+        rate = self.per_member("lr", param) / (1 + (step - 1) * self.per_member("lr_decay", param))
         state["sum"].add_(grad * grad)
         param.sub_(rate * grad / state["sum"].sqrt().add_(self.per_member("eps", param)))
+
+
+def update_of(optimizer: torch.optim.Optimizer) -> MemberwiseUpdate | None:
+    """The update `optimizer` makes, as a `MemberwiseUpdate` over its state (None where it has no such
+    form: another class, several parameter groups, or a setting beyond the supported ones)."""
+    if isinstance(optimizer, MemberwiseOptimizer):
+        return optimizer.update
+    kind = type(optimizer)
+    if kind not in DEFAULTS or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    settings = {name: group[name] for name in DEFAULTS[kind]}
+    beyond = {"amsgrad", "maximize", "differentiable", "decoupled_weight_decay", "fused"}
+    if any(group.get(name) for name in beyond) or any(isinstance(v, Tensor) for v in settings.values()):
+        return None
+    return MemberwiseUpdate(kind, [settings])
+
+
+class MemberwiseOptimizer(torch.optim.Optimizer):
+    """SGD, Adam or Adagrad over stacked parameters (leading dimension = member), member k with
+    `settings[k]`."""
+
+    def __init__(self, params, kind: type, settings: list[dict]) -> None:
+        super().__init__(params, {})
+        self.update = MemberwiseUpdate(kind, settings)
+        self.kind, self.settings, self.members = kind, settings, len(settings)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    self.update(param, param.grad, self.state[param])
+        return loss

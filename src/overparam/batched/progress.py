@@ -32,6 +32,10 @@ class MemberEnds:
         """Members whose own step budget ends at `step` and that still train."""
         return [k for k, last in enumerate(self.max_steps) if last == step and k not in self.ends]
 
+    def due_between(self, first: int, stop: int) -> bool:
+        """Whether a member that still trains has its budget end at a step in [first, stop)."""
+        return any(first <= last < stop and k not in self.ends for k, last in enumerate(self.max_steps))
+
     def end(self, k: int, step: int, rows: dict[str, Tensor] | None, reweighter) -> None:
         """Member k ends at `step`; `rows` are its last step's (None: its last chunk already reported it)."""
         self.ends[k] = step

@@ -31,7 +31,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class ResumeCheckpoint(Checkpoint):
-    """Writes `<dirpath>/last.ckpt` at the end of every `every_n_epochs`-th epoch and of the last one.
+    """Writes `<dirpath>/last.ckpt` at the end of every `every_n_epochs`-th epoch and of the last one, but
+    not again within `min_seconds` of the previous write: a full-batch run's epoch is a chunk of steps
+    that takes milliseconds, and writing each would cost more than the steps (a kill then loses at most
+    `min_seconds` of training; a resumed run still ends exactly as an uninterrupted one).
 
     The checkpoint also carries the RNG states (shuffling, dropout, augmentation) and the number of curve
     rows logged so far (the loggers are flushed first), so that a run resumed from it replays exactly what
@@ -39,10 +42,17 @@ class ResumeCheckpoint(Checkpoint):
     ModelCheckpoint; unlike ModelCheckpoint it always writes (`save_last` only follows top-k saves).
     """
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 1) -> None:
+    def __init__(self, dirpath: str, every_n_epochs: int = 1, min_seconds: float = 0.0) -> None:
         if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be an integer ≥ 1, got {every_n_epochs!r}")
-        self.path, self.every_n_epochs = Path(dirpath) / "last.ckpt", every_n_epochs
+        if not isinstance(min_seconds, int | float) or min_seconds < 0:
+            raise ValueError(f"min_seconds must be a number ≥ 0, got {min_seconds!r}")
+        self.path, self.every_n_epochs, self.min_seconds = (
+            Path(dirpath) / "last.ckpt",
+            every_n_epochs,
+            min_seconds,
+        )
+        self.saved_at: float | None = None  # when this attempt last wrote
         self.train_metrics: dict = {}
         self.saved_step: int | None = None
         self.restored_batches: int | None = None
@@ -53,7 +63,8 @@ class ResumeCheckpoint(Checkpoint):
         self.started = time.time()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        recently = self.saved_at is not None and time.monotonic() - self.saved_at < self.min_seconds
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not recently:
             self.save(trainer)
 
     def on_train_batch_start(
@@ -71,7 +82,7 @@ class ResumeCheckpoint(Checkpoint):
 
     def save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # the full state: optimizer, loops, RNG
-        self.saved_step = trainer.global_step
+        self.saved_step, self.saved_at = trainer.global_step, time.monotonic()
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["batches_that_stepped"] = trainer.fit_loop.epoch_loop._batches_that_stepped
