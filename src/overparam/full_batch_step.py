@@ -50,7 +50,8 @@ class FullBatchStep:
         trainable = [(name, p) for name, p in module.net.named_parameters() if p.requires_grad]
         self.param_names, self.params = [name for name, _ in trainable], [p for _, p in trainable]
         self.unroll = unroll if compile else 1
-        self.saved: list[Tensor] | None = None  # what `snapshot` copied
+        self.state: list[Tensor] | None = None  # what a step changes (`state_tensors`)
+        self.saved: list[Tensor] | None = None  # and its copy (`snapshot`)
         self.stepped = False  # a first step has built the optimizer's state (unrolled steps update it)
         self.update_form = update_of(optimizer) if self.unroll > 1 else None
         if self.unroll > 1 and self.update_form is None:
@@ -168,25 +169,27 @@ class FullBatchStep:
         return self.calls["unrolled"](values, states, batch.x, batch.y, batch.group, batch.index)
 
     def state_tensors(self) -> list[Tensor]:
-        """Every tensor a step changes in place: the parameters, the optimizer's state, the reweighter's."""
-        optimizer_state = [
-            value
-            for param in self.params
-            for value in self.optimizer.state[param].values()
-            if isinstance(value, Tensor)
-        ]
-        return [*self.params, *optimizer_state, *self.module.reweighter.buffers()]
+        """Every tensor a step changes: the parameters, the optimizer's state, the reweighter's buffers.
+        Steps update them in place (reweighters keep their state in buffers they `copy_` into), so the
+        list is gathered once, after the first step has built the optimizer's state."""
+        if self.state is None:
+            optimizer_state = [
+                value
+                for param in self.params
+                for value in self.optimizer.state[param].values()
+                if isinstance(value, Tensor)
+            ]
+            buffers = self.module.reweighter.buffers()
+            self.state = [tensor.detach() for tensor in (*self.params, *optimizer_state, *buffers)]
+            self.saved = [tensor.clone() for tensor in self.state]
+        return self.state
 
     def snapshot(self) -> list[Tensor]:
-        """A copy of `state_tensors` (into the same copies every time: one call, no allocation)."""
-        tensors = [tensor.detach() for tensor in self.state_tensors()]
-        if self.saved is None or [t.shape for t in self.saved] != [t.shape for t in tensors]:
-            self.saved = [tensor.clone() for tensor in tensors]
-        else:
-            torch._foreach_copy_(self.saved, tensors)
+        """A copy of `state_tensors`, into the same copies every time (one call, nothing allocated)."""
+        state = self.state_tensors()  # built with its copies at the first call
+        torch._foreach_copy_(self.saved, state)
         return self.saved
 
     def restore(self, saved: list[Tensor]) -> None:
         """Back to the `snapshot`, in place: the compiled graphs hold on to the tensors they update."""
-        with torch.no_grad():
-            torch._foreach_copy_([tensor.detach() for tensor in self.state_tensors()], saved)
+        torch._foreach_copy_(self.state_tensors(), saved)

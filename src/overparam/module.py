@@ -238,24 +238,21 @@ class ReweightedModule(L.LightningModule):
     def free_of_events(self, objectives: Tensor, first: bool) -> bool:
         """Whether steps with these objectives `(steps, members)` are free of step-indexed events (then
         their last values are kept as the last finite ones)."""
-        active = [
-            k for k in range(self.members) if k not in self.member_failures and k not in self.ended_members
-        ]
-        values = objectives[:, active]
-        if not (values.isfinite().all() and values.sum(-1).isfinite().all()):
+        frozen = {*self.member_failures, *self.ended_members}
+        active = [k for k in range(self.members) if k not in frozen]
+        values = objectives[:, active] if frozen else objectives
+        sums = values.sum(-1)
+        if not bool(values.isfinite().all() & sums.isfinite().all()):
             return False
         checked = values[1:] if first else values
-
-        if self.stop_loss is not None and bool((checked.sum(-1) < self.stop_loss).any()):
+        if self.stop_loss is not None and bool((sums[1:] if first else sums).lt(self.stop_loss).any()):
             return False
-        stop_losses = [
-            (j, self.member_stop_losses[k]) for j, k in enumerate(active) if self.member_stop_losses
-        ]
-        stop_losses = [(j, loss) for j, loss in stop_losses if loss is not None]
-        if stop_losses:
-            columns, thresholds = zip(*stop_losses)
-            if bool((checked[:, list(columns)] < checked.new_tensor(thresholds)).any()):
-                return False
+        if self.member_stop_losses is not None:
+            thresholds = [self.member_stop_losses[k] for k in active]
+            if any(loss is not None for loss in thresholds):
+                limits = checked.new_tensor([-math.inf if loss is None else loss for loss in thresholds])
+                if bool((checked < limits).any()):
+                    return False
         last = values[-1].tolist()
         self.last_finite_objective = sum(last)
         for k, value in zip(active, last):
