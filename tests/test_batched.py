@@ -27,7 +27,7 @@ SMALL = [
     "trainer.log_every_n_steps=1",
     "run.inner_steps=20",
     "run.eval_splits=[val,test]",
-    "~callbacks.checkpoint",  # a best checkpoint per job is not stacked (tested below)
+    "~callbacks.checkpoint",  # a best checkpoint per job (tested below)
     *NO_PROGRESS,
 ]
 MLP = ["model=mlp", "model.width=32", "model.depth=2"]  # unless the case chooses its model
@@ -63,6 +63,11 @@ def assert_same_run(member, single) -> None:
     for key, value in theirs["metrics"].items():
         assert ours["metrics"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
     assert ours["lr"] == pytest.approx(theirs["lr"], rel=1e-12)
+    assert set(ours["best"]) == set(theirs["best"])
+    for key, value in theirs["best"].items():
+        assert ours["best"][key] == (
+            value if isinstance(value, str) else pytest.approx(value, rel=1e-9, abs=1e-12)
+        )
     logged, alone = pd.read_csv(member / "metrics.csv"), pd.read_csv(single / "metrics.csv")
     assert set(logged.columns) == set(alone.columns)
     pd.testing.assert_frame_equal(logged[alone.columns], alone, rtol=1e-9, atol=1e-12)
@@ -98,6 +103,28 @@ def stacked_pair_and_single_runs(tmp_path, overrides: list[str], launcher: bool 
 def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
     model = [] if any(o.startswith("model=") for o in KEYS[key]) else MLP
     stacked_pair_and_single_runs(tmp_path, [*SMALL, *model, *KEYS[key]], launcher=False)
+
+
+BEST = {
+    "step sizes, Group DRO": ["optim.lr=0.3,0.1", "weighting=gdro"],
+    "own step budgets": ["trainer.max_steps=50,120"],  # the shorter member's checkpoints end with it
+}
+
+
+@pytest.mark.parametrize("case", sorted(BEST))
+def test_each_member_keeps_the_best_checkpoint_its_single_run_keeps(tmp_path, case):
+    with_checkpoint = [o for o in SMALL if o != "~callbacks.checkpoint"]
+    for job, single in stacked_pair_and_single_runs(
+        tmp_path, [*with_checkpoint, *MLP, *BEST[case]], launcher=False
+    ):
+        (name,) = {
+            json.loads((d / "metrics.json").read_text())["best"]["best/checkpoint"] for d in (job, single)
+        }
+        ours, theirs = (torch.load(d / "checkpoints" / name, weights_only=False) for d in (job, single))
+        assert (ours["epoch"], ours["global_step"]) == (theirs["epoch"], theirs["global_step"])
+        assert set(ours["state_dict"]) == set(theirs["state_dict"])
+        for key, value in theirs["state_dict"].items():
+            torch.testing.assert_close(ours["state_dict"][key], value, rtol=1e-9, atol=1e-12)
 
 
 PROBED = {
@@ -230,13 +257,7 @@ def test_a_group_too_large_for_the_memory_is_split_into_groups_that_fit(tmp_path
             ],
             "callbacks.rise does not support run.ensemble>1",
         ),
-        (
-            [
-                "+callbacks.best._target_=lightning.pytorch.callbacks.ModelCheckpoint",
-                "+callbacks.best.monitor=val/worst_group_acc",
-            ],
-            "callbacks.best keeps each run's best checkpoint",
-        ),
+        (["logger=tensorboard"], "logger.tensorboard logs one run per process"),
     ],
 )
 def test_a_group_that_cannot_be_stacked_says_why_and_runs_its_jobs_alone(tmp_path, overrides, reason):

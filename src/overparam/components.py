@@ -125,8 +125,6 @@ def assemble(
             *(c for c in callbacks if not works_per_member(type(c))),
             *member_callbacks(named_callbacks, members),
         ]
-        # No per-member best checkpoint: an ensemble's members report final metrics.
-        callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
     loggers = list(build_named(cfg, "logger", wandb=wandb_settings(cfg)).values())
     # A resumed run skips the sanity check (as Lightning does mid-run): it would draw from the restored RNG.
     no_sanity_check = {"num_sanity_val_steps": 0} if resuming else {}

@@ -217,11 +217,11 @@ def write_members(run_dir: Path, result: dict, members: list[Member]) -> None:
         (member_dir / ".hydra").mkdir(parents=True, exist_ok=True)
         if member.overrides is not None:
             (member_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(member.overrides))
-        group_keys = ("members", "rates", "member_failures", "member_ends")
+        group_keys = ("members", "rates", "member_failures", "member_ends", "member_best")
         record = {key: value for key, value in result.items() if key not in group_keys}
         record.update(
             metrics=own,
-            best={},
+            best=(result.get("member_best") or {}).get(k, {}),
             lr=result["rates"][k],
             config=OmegaConf.to_container(member.cfg, resolve=False),
         )

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
+from overparam.batched.member_callbacks import load_member_network
 from overparam.callbacks.resume import ResumeCheckpoint
+from overparam.ensemble import member_of
 
 
 def scalars(metrics: dict) -> dict[str, float]:
@@ -24,7 +27,38 @@ def evaluate(trainer: L.Trainer, module: L.LightningModule, data) -> dict:
         module.written_member_metrics = {}  # a stacked model's members write theirs themselves
         final.update(scalars(evaluate_split(module, datamodule=data, verbose=False)[0]))
         final.update(module.written_member_metrics)
+    if getattr(module, "members", 1) > 1:
+        return {"metrics": final, "best": {}, "member_best": best_member_metrics(trainer, module, data)}
     return {"metrics": final, "best": best_checkpoint_metrics(trainer, module, data)}
+
+
+def best_member_metrics(trainer: L.Trainer, module: L.LightningModule, data) -> dict[int, dict]:
+    """Each member's `best/` metrics, as its single run's `best_checkpoint_metrics`: every member's best
+    network put into its row of the stacked model, and the test split evaluated once for all of them."""
+    chosen = {}
+    for callback in trainer.callbacks:
+        inner = getattr(callback, "callback", None)
+        if isinstance(inner, ModelCheckpoint) and inner.monitor and inner.best_model_score is not None:
+            if callback.k not in module.member_failures:
+                chosen[callback.k] = inner
+    if not chosen:
+        return {}
+    saved = {
+        k: torch.load(c.best_model_path, map_location="cpu", weights_only=False) for k, c in chosen.items()
+    }
+    for k, checkpoint in saved.items():
+        load_member_network(module, k, checkpoint["state_dict"])
+    module.written_member_metrics = {}
+    trainer.test(module, datamodule=data, verbose=False)
+    tested = module.written_member_metrics
+    best = {}
+    for k, checkpoint in chosen.items():
+        own = {name: value for key, value in tested.items() for owner, name in [member_of(key)] if owner == k}
+        best[k] = {f"best/{name}": value for name, value in sorted(own.items())}
+        best[k].update({"best/epoch": float(saved[k]["epoch"]), "best/step": float(saved[k]["global_step"])})
+        best[k][f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
+        best[k]["best/checkpoint"] = Path(checkpoint.best_model_path).name
+    return best
 
 
 def best_checkpoint_metrics(trainer: L.Trainer, module: L.LightningModule, data) -> dict:

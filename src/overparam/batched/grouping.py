@@ -57,11 +57,7 @@ def group_jobs(settings: list[dict], max_members: int) -> tuple[list[list[int]],
 
 def stacking_refusal(cfg: DictConfig) -> str | None:
     """Why the launcher's promise (each job's directory as its single run writes it) fails for a stacked
-    group of this config, or None: a best checkpoint is kept per run, and W&B or TensorBoard log one run
-    per process."""
-    for name, node in sorted((cfg.callbacks or {}).items()):
-        if node is not None and node.get("monitor") and "ModelCheckpoint" in str(node.get("_target_")):
-            return f"callbacks.{name} keeps each run's best checkpoint; remove it with ~callbacks.{name}"
+    group of this config, or None: W&B or TensorBoard log one run per process."""
     for name, node in sorted((cfg.logger or {}).items()):
         if node is not None and name != "csv":
             return f"logger.{name} logs one run per process"

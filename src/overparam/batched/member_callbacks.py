@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 
 import lightning as L
-from lightning.pytorch.callbacks import EarlyStopping
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import Tensor, nn
 
 from overparam.ensemble import member_key, member_of
@@ -35,6 +36,30 @@ def member_network(stacked, k: int) -> nn.Module:
     network = copy.deepcopy(stacked.template)
     network.load_state_dict(state, assign=True)
     return network
+
+
+def member_state_dict(module, k: int) -> dict[str, Tensor]:
+    """Member k's part of a stacked module's state, under the names its single run's module gives it:
+    `net.*`, `reweighter.*` and, with the penalty to θ0, `theta0`."""
+    network = member_network(module.net, k)
+    state = {f"net.{name}": tensor.detach().clone() for name, tensor in network.state_dict().items()}
+    reweighter = module.reweighter.members[k].state_dict()
+    state.update({f"reweighter.{name}": tensor.detach().clone() for name, tensor in reweighter.items()})
+    if module.theta0 is not None:  # θ0 of every stacked parameter, flattened in turn: take row k of each
+        rows, start = [], 0
+        for param in module.net.parameters():
+            rows.append(module.theta0[start : start + param.numel()].view_as(param)[k].flatten())
+            start += param.numel()
+        state["theta0"] = torch.cat(rows).clone()
+    return state
+
+
+def load_member_network(module, k: int, state: dict[str, Tensor]) -> None:
+    """Put a member's `net.*` tensors (`member_state_dict`'s names) into row k of the stacked model."""
+    params, _ = module.net.member_state()
+    with torch.no_grad():
+        for name, stacked in params.items():
+            stacked[k].copy_(state[f"net.{name}"])
 
 
 class MemberModule:
@@ -132,13 +157,27 @@ class MemberTrainer:
         if stop and self.ended_at is None:  # its run ends at this chunk end; the others go on
             self.module.end_member(self.k, self.trainer.global_step, None)
 
+    def save_checkpoint(self, filepath, weights_only: bool = False, storage_options=None) -> None:
+        """Member k's checkpoint, as its single run's module would name its state (`member_state_dict`),
+        with its epoch and step; no optimizer or loop state (a member's checkpoint is for evaluation)."""
+        checkpoint = {
+            "epoch": self.current_epoch,
+            "global_step": self.global_step,
+            "pytorch-lightning_version": L.__version__,
+            "state_dict": member_state_dict(self.module, self.k),
+        }
+        self.trainer.strategy.save_checkpoint(checkpoint, filepath, storage_options=storage_options)
+
     def __getattr__(self, name: str):
         return getattr(self.trainer, name)
 
 
 def works_per_member(callback_class: type) -> bool:
-    """Callbacks that read one network or stop one run: once per member in a stacked model."""
-    return getattr(callback_class, "per_member", False) or issubclass(callback_class, EarlyStopping)
+    """Callbacks that read one network, stop one run or keep one run's checkpoints: once per member in a
+    stacked model."""
+    return getattr(callback_class, "per_member", False) or issubclass(
+        callback_class, (EarlyStopping, ModelCheckpoint)
+    )
 
 
 class MemberCallback(StepEvents, L.Callback):
