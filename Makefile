@@ -17,9 +17,8 @@ $(STAMP): pyproject.toml
 train: setup
 	$(BIN)/python train.py $(ARGS)
 
-# Two workers, one test file each at a time (a file's module-scoped fixtures are built once).
 test: setup slurm
-	$(BIN)/python -m pytest -m "not slow" -q --durations=15 -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m "not slow" -q --durations=15
 
 # The one-node SLURM that tests/cluster starts (apt, as root); without it those tests are skipped and
 # pytest's summary says why.
@@ -29,7 +28,7 @@ slurm:
 	  || echo "SLURM is not installed (apt-get install slurm-wlm munge as root): the cluster tests will be skipped"
 
 test-all: setup slurm
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q
 
 # Speed against bare PyTorch loops (CPU here, the GPU when there is one); prints each ratio and its target.
 bench: setup
