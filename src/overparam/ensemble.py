@@ -189,6 +189,7 @@ def member_key(key: str, k: int) -> str:
     return f"{split}/member{k}/{name}" if slash else f"member{k}/{key}"
 
 
+@functools.cache  # a group's keys are few and asked for at every chunk end, by every member's callbacks
 def member_of(key: str) -> tuple[int | None, str]:
     """Which member a logged column belongs to (None: the group as a whole), and its name in that member's
     own run (the inverse of `member_key`)."""

@@ -42,14 +42,40 @@ class GroupMetrics(Metric):
             bins, weights=losses.detach().double().flatten(), minlength=size
         ).view(-1, k)
 
-    def compute(self) -> dict[str, Tensor]:
+    def compute(self) -> dict[str, Tensor | float]:
         if self.members == 1:
             return self.member_metrics(0)
-        return {
-            f"member{m}/{key}": value
-            for m in range(self.members)
-            for key, value in self.member_metrics(m).items()
+        return self.stacked_metrics()
+
+    def stacked_metrics(self) -> dict[str, float]:
+        """`member_metrics` of every member at once (the same float64 arithmetic, row by row, rounded to
+        float32 as theirs), as Python floats: one conversion instead of a tensor per member and key."""
+        correct, total, loss_sum = self.correct, self.total, self.loss_sum
+        present = total > 0
+        group_acc = correct / total.clamp(min=1)
+        group_loss = loss_sum / total.clamp(min=1)
+        weights = torch.where(present, self.train_proportions, torch.zeros_like(group_acc))
+        columns = {
+            "avg_acc": correct.sum(-1) / total.sum(-1),
+            "avg_acc_trainweighted": (group_acc * weights).sum(-1) / weights.sum(-1),
+            "worst_group_acc": torch.where(present, group_acc, torch.full_like(group_acc, torch.inf)).amin(
+                -1
+            ),
+            "loss": loss_sum.sum(-1) / total.sum(-1),
         }
+        for g, name in enumerate(self.group_names):
+            columns[f"group_acc/{name}"] = group_acc[:, g]
+            columns[f"group_loss/{name}"] = group_loss[:, g]
+        names = list(columns)
+        values = torch.stack([columns[name] for name in names]).float().tolist()
+        seen = present.tolist()
+        out = {}
+        for m in range(self.members):
+            for name, row in zip(names, values):
+                if name.startswith("group_") and not seen[m][self.group_names.index(name.split("/", 1)[1])]:
+                    continue  # a group absent from the split has no accuracy or loss
+                out[f"member{m}/{name}"] = row[m]
+        return out
 
     def member_metrics(self, m: int) -> dict[str, Tensor]:
         correct, total, loss_sum = self.correct[m], self.total[m], self.loss_sum[m]

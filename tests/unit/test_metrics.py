@@ -50,3 +50,18 @@ def test_ensemble_members_are_measured_separately():
     out = metrics.compute()
     assert float(out["member0/worst_group_acc"]) == 1.0 and float(out["member1/worst_group_acc"]) == 0.0
     assert float(out["member1/avg_acc"]) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("present", [[0, 1, 2], [0, 2]], ids=["every group", "a group absent"])
+def test_a_stacked_models_metrics_are_each_members_own_exactly(present):
+    """All members' metrics computed at once equal each member's computed alone (as floats, bit for bit)."""
+    generator = torch.Generator().manual_seed(0)
+    metrics = GroupMetrics(("a", "b", "c"), torch.tensor([50, 30, 20]), members=5)
+    groups = torch.tensor(present)[torch.randint(len(present), (40,), generator=generator)]
+    metrics.update(
+        torch.rand(5, 40, generator=generator) > 0.3, torch.rand(5, 40, dtype=torch.float64), groups
+    )
+    stacked = metrics.compute()
+    alone = {f"member{m}/{k}": float(v) for m in range(5) for k, v in metrics.member_metrics(m).items()}
+    assert stacked == alone
+    assert ("member0/group_acc/b" in alone) == (1 in present)

@@ -139,14 +139,7 @@ class MemberTrainer:
 
     @property
     def callback_metrics(self) -> dict:
-        shared, own = {}, {}
-        for key, value in self.trainer.callback_metrics.items():
-            owner, name = member_of(key)
-            if owner is None:
-                shared[name] = value
-            elif owner == self.k:
-                own[name] = value
-        return {**shared, **own}
+        return metrics_by_member(self.trainer.callback_metrics, self.module).get(self.k, {})
 
     @property
     def should_stop(self) -> bool:
@@ -170,6 +163,35 @@ class MemberTrainer:
 
     def __getattr__(self, name: str):
         return getattr(self.trainer, name)
+
+
+class MemberMetrics(dict):
+    """A member's view of the group's metrics. `ModelCheckpoint` deep-copies what it reads at every
+    epoch's end, once per member here; the values are tensors nothing changes in place (a new value is a
+    new tensor), so a copy of the mapping is enough."""
+
+    def __deepcopy__(self, memo) -> dict:
+        return dict(self)
+
+
+def metrics_by_member(metrics: dict, module) -> dict[int, dict]:
+    """Every member's view of the group's `callback_metrics` (the group's own values and the member's,
+    under their single-run names), built in one pass and kept until a value changes: every member's
+    callbacks ask at every chunk end, and a group of 64 logs thousands of keys."""
+    fingerprint = tuple(map(id, metrics.values())), tuple(metrics)
+    cached = getattr(module, "_metrics_by_member", None)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    shared, own = {}, {}
+    for key, value in metrics.items():
+        owner, name = member_of(key)
+        if owner is None:
+            shared[name] = value
+        else:
+            own.setdefault(owner, {})[name] = value
+    views = {k: MemberMetrics({**shared, **own.get(k, {})}) for k in range(module.members)}
+    module._metrics_by_member = (fingerprint, views)
+    return views
 
 
 def works_per_member(callback_class: type) -> bool:
