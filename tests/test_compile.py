@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from hydra.utils import instantiate
 
-from conftest import NO_PROGRESS, compose_config, run_cli
+from conftest import NO_PROGRESS, compose_config, execute_stacked, run_cli
 from overparam.components import compile_steps, unrolled_steps
 from overparam.entry import execute
 from overparam.errors import ConfigError
@@ -80,6 +80,40 @@ def test_a_compiled_run_equals_the_eager_run(tmp_path, case):
     )
     if case == "stop loss":
         assert record["steps"] % 40 != 0  # stopped by the threshold inside a chunk, where the eager run did
+
+
+def test_a_stacked_group_unrolled_equals_its_eager_group_member_by_member(tmp_path):
+    """Members that diverge and members whose own budgets end inside a chunk: events inside 4 unrolled
+    steps of a stacked group, each undone and retaken one by one, land where the eager group's do."""
+    group = [*SMALL, "weighting=gdro", "optim.momentum=0.9"]
+    jobs = [
+        [*group, f"optim.lr={lr}", f"trainer.max_steps={steps}"] for lr in (0.3, 30) for steps in (50, 150)
+    ]
+    for mode in ("eager", "compiled"):
+        switches = ["run.compile=false"] if mode == "eager" else ["run.compile=true", "run.compile_unroll=4"]
+        execute_stacked(
+            {tmp_path / mode / f"job{k}": [*job, *switches] for k, job in enumerate(jobs)},
+            tmp_path / mode / "group",
+        )
+    for k in range(len(jobs)):
+        compiled, eager = (
+            json.loads((tmp_path / mode / f"job{k}" / "metrics.json").read_text())
+            for mode in ("compiled", "eager")
+        )
+        assert (compiled["status"], compiled["steps"]) == (eager["status"], eager["steps"])
+        assert compiled.get("diverged_at_step") == eager.get("diverged_at_step")
+        for key, value in eager.get("metrics", {}).items():
+            assert compiled["metrics"][key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+        logged, alone = (
+            pd.read_csv(tmp_path / mode / f"job{k}" / "metrics.csv") for mode in ("compiled", "eager")
+        )
+        pd.testing.assert_frame_equal(logged[alone.columns], alone, rtol=1e-12, atol=1e-12)
+    statuses = [
+        json.loads((tmp_path / "eager" / f"job{k}" / "metrics.json").read_text())["status"] for k in range(4)
+    ]
+    assert statuses == ["completed", "completed", "completed", "diverged"]  # lr 30 diverges after step 50
+    group_record = json.loads((tmp_path / "compiled" / "group" / "metrics.json").read_text())
+    assert "unrolled" in group_record["compile"]["seconds"]
 
 
 def test_what_cannot_be_compiled_runs_eagerly_with_one_sentence(tmp_path):
