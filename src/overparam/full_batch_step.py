@@ -100,12 +100,16 @@ class FullBatchStep:
                 result = compiled(*args)
             except Exception as error:  # noqa: BLE001 - whatever stops compilation, eager still trains
                 reason = str(error).strip().split("\n")[0]
-                self.fallback = (
-                    f"run.compile: the {name} step could not be compiled ({reason}); it runs eagerly"
-                )
-                print(self.fallback)
+                if self.fallback is None:  # one sentence: the first part that could not be compiled
+                    self.fallback = (
+                        f"run.compile: the {name} step could not be compiled ({reason}); it runs eagerly"
+                    )
+                    print(self.fallback)
                 self.calls[name] = eager
-                return eager(*args)
+                result = eager(*args)
+                if name == "unrolled":  # eager, k steps at once gain nothing: they go one by one from now
+                    self.unroll = 1
+                return result
             self.compile_seconds[name] = round(time.perf_counter() - started, 3)
             log.info("compiled the %s step in %.1f s", name, self.compile_seconds[name])
             self.calls[name] = compiled
@@ -161,12 +165,18 @@ class FullBatchStep:
         """`unroll` steps at once: every step's objectives `(unroll, ...)`, and the last step's outputs,
         losses and q. None, with nothing changed, if the optimizer's settings changed since it compiled
         (they are constants of the graph); steps then go one by one."""
-        if update_of(self.optimizer).settings != self.update_form.settings:
+        current = update_of(self.optimizer) if self.unroll > 1 else None
+        if current is None or current.settings != self.update_form.settings:
             self.unroll = 1
             return None
         values = [param.detach() for param in self.params]  # the parameters' storage, updated in place
         states = [self.optimizer.state[param] for param in self.params]
         return self.calls["unrolled"](values, states, batch.x, batch.y, batch.group, batch.index)
+
+    def forget_state(self) -> None:
+        """The optimizer's state was dropped (a restart): the next step rebuilds it, and the tensors a step
+        changes are gathered again after it."""
+        self.stepped, self.state, self.saved = False, None, None
 
     def state_tensors(self) -> list[Tensor]:
         """Every tensor a step changes: the parameters, the optimizer's state, the reweighter's buffers.

@@ -163,7 +163,8 @@ class ReweightedModule(L.LightningModule):
             if unroll > 1 and i + unroll < steps and self.ready_to_unroll(unroll):
                 rows = self.unrolled_steps(batch, first=i == 0)
                 if rows is not None:
-                    now, i = rows, i + unroll
+                    i += rows.pop("steps")
+                    now = rows
                     continue
                 unroll = 1  # one of those steps is an event: from here this chunk goes step by step
             if plain:
@@ -218,7 +219,8 @@ class ReweightedModule(L.LightningModule):
     def unrolled_steps(self, batch: Batch, first: bool) -> dict[str, Tensor] | None:
         """`compile_unroll` plain steps in one compiled call, kept when none of them is an event (a
         non-finite objective, a stop loss; not at a chunk's `first` step, as one by one): then the last
-        step's outputs, losses, q and objectives. Otherwise None, with everything as it was before."""
+        step's outputs, losses, q and objectives, and how many steps were taken. Otherwise None, with
+        everything as it was before."""
         full_batch_step = self.plain_step()
         saved = full_batch_step.snapshot()
         unrolled = full_batch_step.unrolled(batch)
@@ -233,7 +235,13 @@ class ReweightedModule(L.LightningModule):
             optimizer._on_before_step()
             optimizer._on_after_step()
         self.hold_frozen_members()
-        return {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives[-1]}
+        return {
+            "outputs": outputs,
+            "losses": losses,
+            "q": q,
+            "objectives": objectives[-1],
+            "steps": len(objectives),
+        }
 
     def free_of_events(self, objectives: Tensor, first: bool) -> bool:
         """Whether steps with these objectives `(steps, members)` are free of step-indexed events (then
@@ -385,6 +393,8 @@ class ReweightedModule(L.LightningModule):
         self.net.load_state_dict(self.initial_state)
         for optimizer in self.trainer.optimizers:
             optimizer.state.clear()
+        if self.full_batch_step is not None:
+            self.full_batch_step.forget_state()
 
     def sample_weights(self, train_groups: Tensor) -> Tensor | None:
         return self.reweighter.sample_weights(train_groups)
