@@ -216,7 +216,7 @@ class ReweightedModule(L.LightningModule):
             self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
 
-    def unrolled_steps(self, batch: Batch, first: bool) -> dict[str, Tensor] | None:
+    def unrolled_steps(self, batch: Batch, first: bool) -> dict | None:
         """`compile_unroll` plain steps in one compiled call, kept when none of them is an event (a
         non-finite objective, a stop loss; not at a chunk's `first` step, as one by one): then the last
         step's outputs, losses, q and objectives, and how many steps were taken. Otherwise None, with
@@ -268,8 +268,8 @@ class ReweightedModule(L.LightningModule):
         return True
 
     def ready_to_unroll(self, steps: int) -> bool:
-        """Whether the next `steps` steps may be taken at once: a step has set the gradients' tensors, and
-        no member's own step budget ends after the current step and within them."""
+        """Whether the next `steps` steps may be taken at once: a first step has built the optimizer's
+        state, and no member's own step budget ends after the current step and within them."""
         if not self.plain_step().stepped:
             return False
         if self.member_ends is None:
