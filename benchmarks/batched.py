@@ -55,7 +55,7 @@ def batched_sweep(device: str, jobs: int, steps: int) -> dict:
 PAPER_STEPS = 10**7
 
 
-def fig3_at_paper_scale(device: str, steps: int) -> dict:
+def fig3_at_paper_scale(device: str, steps: int, unroll: int = 16) -> dict:
     """Target 5d: seed 000 Fig. 3's six runs (3 weightings × 2 losses) at the paper's 10^7 steps, as
     `make figures` runs them (one stacked group, compiled). The whole command runs at `steps` and at a
     tenth of it; the group's training seconds without compilation (its metrics.json) give the seconds per
@@ -69,7 +69,7 @@ def fig3_at_paper_scale(device: str, steps: int) -> dict:
             "callbacks.checkpoint=null",  # as `make figures` runs it (no best checkpoint per run)
             f"trainer.max_steps={budget}",
             "run.compile=true",
-            "run.compile_unroll=16",  # what auto chooses at 10^7 steps
+            f"run.compile_unroll={unroll}",  # 16: what auto chooses at 10^7 steps
             f"hydra.sweep.dir={sweep_dir}",
         )
         (record,) = [json.loads(p.read_text()) for p in sweep_dir.glob(".batched/*/metrics.json")]

@@ -21,7 +21,7 @@ WARMUP = 1000  # steps before the framework's clock starts: one chunk, compilati
 ETA_Q, LR = 1.0, 0.01
 
 
-def fig1_overrides(device: str, steps: int, members: int) -> list[str]:
+def fig1_overrides(device: str, steps: int, members: int, unroll: int = 16) -> list[str]:
     return [
         "+experiment=grw_fig1",
         "weighting=gdro_nu1",
@@ -29,7 +29,7 @@ def fig1_overrides(device: str, steps: int, members: int) -> list[str]:
         "run.log_grid_per_decade=null",
         "run.inner_steps=1000",
         "run.compile=true",
-        "run.compile_unroll=16",  # what auto unrolls from 10^6 steps on: the long runs compiling is for
+        f"run.compile_unroll={unroll}",  # auto unrolls 16 from 10^6 steps: the long runs compiling is for
         f"run.ensemble={members}",
         f"optim.lr={LR}",
         f"trainer.max_steps={WARMUP + steps}",
@@ -82,8 +82,8 @@ def bare_stacked_steps_per_second(overrides: list[str], device: str, steps: int,
     return max(bare_steps_per_second(step, steps, device) for _ in range(3))
 
 
-def compiled_step(device: str, steps: int, members: int) -> dict:
-    overrides = fig1_overrides(device, steps, members)
+def compiled_step(device: str, steps: int, members: int, unroll: int = 16) -> dict:
+    overrides = fig1_overrides(device, steps, members, unroll)
     framework = framework_steps_per_second(overrides)
     bare = bare_stacked_steps_per_second(overrides, device, steps, members)
     detail = (
