@@ -159,3 +159,17 @@ def test_auto_compiles_long_full_batch_runs(overrides, members, compiled):
     cfg = compose_config([*SMALL, "run.compile=auto", *overrides])
     data = instantiate(cfg.data)
     assert compile_steps(cfg, data, members) is compiled
+
+
+def test_compiled_kernels_are_kept_in_the_documented_folder_unless_the_user_chose_another(
+    monkeypatch, tmp_path
+):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from overparam.full_batch_step import compile_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what importing torch sets
+    assert compile_cache_dir() == tmp_path / "overparam" / "inductor"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert compile_cache_dir() == tmp_path / "mine"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 from torch.func import functional_call
 
 from overparam.batched.optim import update_of
@@ -31,9 +32,14 @@ log = logging.getLogger(__name__)
 
 
 def compile_cache_dir() -> Path:
-    """Where compiled kernels are kept between runs (`TORCHINDUCTOR_CACHE_DIR` when set)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "overparam" / "inductor"
-    return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR", default))
+    """Where compiled kernels are kept between runs: `TORCHINDUCTOR_CACHE_DIR` when the user set it, else
+    `$XDG_CACHE_HOME/overparam/inductor`. Importing torch sets the variable to its own default (a folder
+    in /tmp, lost at reboot), so that value counts as unset."""
+    ours = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "overparam" / "inductor"
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen is None or os.path.abspath(chosen) == os.path.abspath(default_cache_dir()):
+        return ours
+    return Path(chosen)
 
 
 class FullBatchStep:
@@ -69,7 +75,7 @@ class FullBatchStep:
             # Each run compiles afresh (kernels come from the disk cache): other runs' graphs in this process
             # (a batched launcher's groups, a search's rounds) would count against the recompile limit.
             torch._dynamo.reset()
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())  # read at every use
             # The optimizer's own algorithm, without torch.optim's wrappers (profiling hooks, a no_grad
             # that breaks the graph at its edges), so that its update is one graph too.
             algorithm = inspect.unwrap(type(optimizer).step)
