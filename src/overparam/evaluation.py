@@ -54,10 +54,7 @@ def best_member_metrics(trainer: L.Trainer, module: L.LightningModule, data) -> 
     best = {}
     for k, checkpoint in chosen.items():
         own = {name: value for key, value in tested.items() for owner, name in [member_of(key)] if owner == k}
-        best[k] = {f"best/{name}": value for name, value in sorted(own.items())}
-        best[k].update({"best/epoch": float(saved[k]["epoch"]), "best/step": float(saved[k]["global_step"])})
-        best[k][f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
-        best[k]["best/checkpoint"] = Path(checkpoint.best_model_path).name
+        best[k] = best_record(own, saved[k], checkpoint)
     return best
 
 
@@ -67,10 +64,16 @@ def best_checkpoint_metrics(trainer: L.Trainer, module: L.LightningModule, data)
         return {}
     path = checkpoint.best_model_path
     best_test = trainer.test(module, datamodule=data, ckpt_path=path, verbose=False)
-    best = {f"best/{k}": v for k, v in scalars(best_test[0]).items()}
     # Testing a checkpoint restores its weights, not the loop's counters: read them from the file.
     saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    return best_record(scalars(best_test[0]), saved, checkpoint)
+
+
+def best_record(tested: dict[str, float], saved: dict, checkpoint: ModelCheckpoint) -> dict:
+    """The `best/` metrics: the chosen checkpoint's test metrics, its epoch and step (from the file
+    `saved`), its score and its file name."""
+    best = {f"best/{name}": value for name, value in sorted(tested.items())}
     best.update({"best/epoch": float(saved["epoch"]), "best/step": float(saved["global_step"])})
     best[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
-    best["best/checkpoint"] = Path(path).name
+    best["best/checkpoint"] = Path(checkpoint.best_model_path).name
     return best

@@ -270,7 +270,8 @@ class ReweightedModule(L.LightningModule):
     def ready_to_unroll(self, steps: int) -> bool:
         """Whether the next `steps` steps may be taken at once: a first step has built the optimizer's
         state, and no member's own step budget ends after the current step and within them."""
-        if not self.plain_step().stepped:
+        full_batch_step = self.plain_step()
+        if full_batch_step.unroll == 1 or not full_batch_step.stepped:  # 1: it could not compile them
             return False
         if self.member_ends is None:
             return True
