@@ -49,6 +49,22 @@ KEYS = {
     "trainer.max_steps": ["trainer.max_steps=50,120"],
     "trainer.max_steps at a chunk end": ["trainer.max_steps=60,120", "weighting=gdro"],
     "loss.alpha": ["loss=polynomial_tail", "loss.alpha=1.0,2.0"],
+    # Each member switches stage at its own step and restarts alone (its rows, its optimizer's rows).
+    "JTT's stages": ["weighting=jtt", "weighting.identification_steps=30,70", "weighting.upweight=5"],
+    "JTT's stages with momentum": [
+        "weighting=jtt",
+        "weighting.identification_steps=30,70",
+        "weighting.upweight=5",
+        "optim.momentum=0.9",
+        "+optim.dampening=0.5",
+    ],
+    "JTT's stages with Adam": [
+        "weighting=jtt",
+        "weighting.identification_steps=30,70",
+        "weighting.upweight=5",
+        "optim=adam",
+        "optim.lr=0.01",
+    ],
 }
 
 

@@ -70,7 +70,6 @@ def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path
             ],
             r"^callbacks\.rise does not support run\.ensemble>1",
         ),
-        (["weighting=jtt"], r"^weighting JTT restarts its network mid-run; train it with run\.ensemble=1$"),
     ],
 )
 def test_an_ensemble_that_cannot_match_its_single_runs_is_refused(tmp_path, overrides, message):

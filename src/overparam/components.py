@@ -154,7 +154,9 @@ def assemble(
     ]
     if len(members) > 1 and any(unstable):
         raise ConfigError(f"a member diverges from its first step ({next(filter(None, unstable))})")
-    optimizer = factories[0] if all_equal(factories) else memberwise_factory(factories)
+    # Members that restart their network at steps of their own restart their optimizer's rows alone.
+    restarts = len(members) > 1 and any(r.restarts_network for r in reweighters)
+    optimizer = factories[0] if all_equal(factories) and not restarts else memberwise_factory(factories)
     penalties = [member.run.l2_to_init for member in members]
     module = reweighted_module(
         cfg, data, nets, reweighters, loss_fns, penalties, optimizer, inner_steps, callbacks
@@ -391,10 +393,4 @@ def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
         ):
             raise ConfigError(
                 f"callbacks.{name} does not support run.ensemble>1; remove it (~callbacks.{name})"
-            )
-    for member in members:
-        reweighter = get_class(member.weighting._target_)
-        if reweighter.restarts_network:
-            raise ConfigError(
-                f"weighting {reweighter.__name__} restarts its network mid-run; train it with run.ensemble=1"
             )

@@ -127,6 +127,7 @@ class EnsembleReweighter(Reweighter):
         self.members = nn.ModuleList(members)
         self.static = all(member.static for member in members)
         self.uniform = all(member.uniform for member in members)
+        self.restarts_network = any(member.restarts_network for member in members)
         self.n_groups, self.n_train = members[0].n_groups, members[0].n_train
         # Members whose q depends on the groups alone and who compute it alike share one q (a sweep of
         # ERM and importance weighting over step sizes computes two); the others are handled class by
@@ -151,6 +152,38 @@ class EnsembleReweighter(Reweighter):
         for kind, rows in self.rows_by_class.items():
             q[rows] = kind.stacked([self.members[k] for k in rows], losses[rows], groups, index)
         return q
+
+    def next_event_step(self, step: int) -> int | None:
+        return min(filter(None, (member.next_event_step(step) for member in self.members)), default=None)
+
+    def at_event_step(self, training) -> dict[str, float]:
+        """Each member whose event is this step acts on its own rows of the stacked model (members that
+        have ended or diverged do not); what they return is logged under their own names."""
+        step, frozen = training.global_step, {*training.member_failures, *training.ended_members}
+        view = MemberTraining(training)
+        logs = {}
+        for k, member in enumerate(self.members):
+            if k not in frozen and member.next_event_step(step - 1) == step:
+                view.k = k
+                logs.update({member_key(key, k): value for key, value in member.at_event_step(view).items()})
+        return logs
+
+
+class MemberTraining:
+    """What a member's `at_event_step` may do to the training run of a stacked model, on member `k` only:
+    `misclassified()` (computed once for all members at this step) and `restart()`."""
+
+    def __init__(self, training) -> None:
+        self.training, self.k = training, 0
+        self.wrong: Tensor | None = None
+
+    def misclassified(self) -> Tensor:
+        if self.wrong is None:
+            self.wrong = self.training.misclassified()
+        return self.wrong[self.k]
+
+    def restart(self) -> None:
+        self.training.restart([self.k])
 
 
 @dataclass

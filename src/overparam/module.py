@@ -32,7 +32,10 @@ class ReweightedModule(L.LightningModule):
     optimizer steps. A chunk ends early at every step-indexed event (the log grid, the reweighter's and the
     callbacks' `next_event_step`, a non-finite objective, the stop loss), so it equals one step per
     `training_step`. The reweighter is a submodule: its buffers (Group DRO's g, ...) are checkpointed;
-    its step hook (`at_event_step`) runs here, with `misclassified()` and `restart()` at its disposal.
+    its step hook (`at_event_step`) runs inside the chunk, right after the step it named, with
+    `misclassified()` and `restart()` at its disposal, and what it returns is logged at that step. It
+    needs none of Lightning's hooks, so it does not end the chunk: the chunks of a stacked model whose
+    members act at steps of their own are those of each member's single run.
     The datamodule reads what to evaluate (`eval_splits`) and how to draw (`sample_weights`) from here.
     """
 
@@ -79,6 +82,7 @@ class ReweightedModule(L.LightningModule):
         self.stop_loss = stop_loss
         self.compile, self.compile_unroll = compile, compile_unroll
         self.full_batch_step: FullBatchStep | None = None  # built at the first plain step
+        self.reweighter_event: int | None = None  # the step after which the reweighter's hook runs
         self.eval_metrics = nn.ModuleList(
             GroupMetrics(group_names, group_counts, members) for _ in self.eval_splits
         )
@@ -102,11 +106,12 @@ class ReweightedModule(L.LightningModule):
 
     def correct(self, outputs: Tensor, y: Tensor) -> Tensor:
         if outputs.shape[-1] > 1:
-            return outputs.argmax(-1) == (y.argmax(-1) if y.dim() == outputs.dim() else y)  # one-hot or ids
+            return outputs.argmax(-1) == (y.argmax(-1) if y.dim() > 1 else y)  # one-hot or ids
         return (outputs.squeeze(-1) > self.label_threshold) == (y > self.label_threshold)
 
     def step_participants(self) -> list[StepEvents]:
-        return [self.reweighter, *(c for c in self.trainer.callbacks if isinstance(c, StepEvents))]
+        """What ends a chunk: callbacks acting at given steps (they run in Lightning's hooks)."""
+        return [c for c in self.trainer.callbacks if isinstance(c, StepEvents)]
 
     def steps_in_chunk(self) -> int:
         """Optimizer steps of this `training_step`: up to `inner_steps`, ending at the next log-grid step,
@@ -151,7 +156,7 @@ class ReweightedModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
         optimizer = self.optimizers()
         start, steps = self.trainer.global_step, self.steps_in_chunk()
-        reweighter_event = self.reweighter.next_event_step(start)
+        self.reweighter_event = self.reweighter.next_event_step(start)
         # Plain steps skip Lightning's per-step machinery; the last one of a chunk goes through it (hooks).
         plain = (steps > 1 or self.compile) and self.uses_plain_steps()
         now = None  # a stacked model's outputs, losses, q and objectives at this step
@@ -165,6 +170,7 @@ class ReweightedModule(L.LightningModule):
                 if rows is not None:
                     i += rows.pop("steps")
                     now = rows
+                    self.reweighter_acts()
                     continue
                 unroll = 1  # one of those steps is an event: from here this chunk goes step by step
             if plain:
@@ -198,6 +204,7 @@ class ReweightedModule(L.LightningModule):
                 optimizer.step()
             self.hold_frozen_members()
             i += 1
+            self.reweighter_acts()
         if self.member_ends is not None:
             rows = self.member_ends.stand_in({**now, "objectives": objectives}, self.trainer.global_step)
             outputs, losses, q, objectives = (rows[name] for name in ("outputs", "losses", "q", "objectives"))
@@ -212,9 +219,18 @@ class ReweightedModule(L.LightningModule):
         self.log("train/objective", objective.detach(), on_step=True, on_epoch=False, prog_bar=True)
         if self.members > 1:
             self.log_members({f"train/member{k}/objective": v for k, v in enumerate(objectives.detach())})
-        if reweighter_event == self.trainer.global_step:
-            self.log_dict(self.reweighter.at_event_step(self), on_step=True, on_epoch=False)
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
+
+    def reweighter_acts(self) -> None:
+        """After the step the reweighter's `next_event_step` named, its hook; what it returns is written at
+        that step (a row of its own, before the chunk's)."""
+        step = self.trainer.global_step
+        if self.reweighter_event != step:
+            return
+        logs = {key: float(value) for key, value in self.reweighter.at_event_step(self).items()}
+        self.reweighter_event = self.reweighter.next_event_step(step)
+        if logs:
+            self.write_row(logs, step, self.current_epoch)
 
     def unrolled_steps(self, batch: Batch, first: bool) -> dict | None:
         """`compile_unroll` plain steps in one compiled call, kept when none of them is an event (a
@@ -269,13 +285,16 @@ class ReweightedModule(L.LightningModule):
 
     def ready_to_unroll(self, steps: int) -> bool:
         """Whether the next `steps` steps may be taken at once: a first step has built the optimizer's
-        state, and no member's own step budget ends after the current step and within them."""
+        state, no member's own step budget ends and the reweighter does not act after the current step
+        and within them."""
         full_batch_step = self.plain_step()
         if full_batch_step.unroll == 1 or not full_batch_step.stepped:  # 1: it could not compile them
             return False
+        step = self.trainer.global_step
+        if self.reweighter_event is not None and step < self.reweighter_event < step + steps:
+            return False  # the reweighter acts after one of them
         if self.member_ends is None:
             return True
-        step = self.trainer.global_step
         return not self.all_members_done() and not self.member_ends.due_between(step + 1, step + steps)
 
     def check_members(self, objectives: Tensor, rows: dict[str, Tensor], first: bool) -> Tensor:
@@ -377,23 +396,33 @@ class ReweightedModule(L.LightningModule):
         return {"compile": {"seconds": step.compile_seconds, "fallback": step.fallback}}
 
     def misclassified(self) -> Tensor:
-        """A boolean mask over the training set (evaluation mode): the points the model gets wrong now."""
+        """A boolean mask over the training set (evaluation mode): the points the model gets wrong now;
+        `(members, n_train)` for a stacked model."""
         train = self.trainer.datamodule.train_eval
-        wrong = torch.zeros(len(train), dtype=torch.bool, device=self.device)
+        rows = (self.members,) if self.members > 1 else ()
+        wrong = torch.zeros(*rows, len(train), dtype=torch.bool, device=self.device)
         self.net.eval()
         with torch.no_grad():
             for start in range(0, len(train), 1024):
                 batch = train[list(range(start, min(start + 1024, len(train))))]
                 x, y = batch.x.to(self.device, self.dtype), batch.y.to(self.device)
-                wrong[batch.index.to(self.device)] = ~self.correct(self.net(x), y)
+                wrong[..., batch.index.to(self.device)] = ~self.correct(self.net(x), y)
         self.net.train()
         return wrong
 
-    def restart(self) -> None:
-        """Back to θ0 (parameters and buffers) with a fresh optimizer state."""
-        self.net.load_state_dict(self.initial_state)
-        for optimizer in self.trainer.optimizers:
-            optimizer.state.clear()
+    def restart(self, members: list[int] | None = None) -> None:
+        """Back to θ0 (parameters and buffers) with a fresh optimizer state; of a stacked model, only
+        `members` (their rows), the others going on as they were."""
+        if members is None or self.members == 1:
+            self.net.load_state_dict(self.initial_state)
+            for optimizer in self.trainer.optimizers:
+                optimizer.state.clear()
+        else:
+            with torch.no_grad():
+                for name, value in self.net.state_dict().items():
+                    value[members] = self.initial_state[name][members].to(value)
+            for optimizer in self.trainer.optimizers:
+                optimizer.restart_members(members)  # a MemberwiseOptimizer (see `assemble`)
         if self.full_batch_step is not None:
             self.full_batch_step.forget_state()
 
@@ -440,12 +469,16 @@ class ReweightedModule(L.LightningModule):
         if self.member_ends is not None:
             rows = self.member_ends.labelled(values, step, epoch, self.trainer.state.fn == "fit")
         for (step, epoch), part in rows.items():
-            for logger in self.loggers:
-                logger.log_metrics({**part, "epoch": float(epoch)}, step=step)
-            self.trainer.callback_metrics.update(
-                {k: torch.tensor(v, dtype=torch.float64) for k, v in part.items()}
-            )
-            self.written_member_metrics.update(part)
+            self.write_row(part, step, epoch)
+
+    def write_row(self, values: dict[str, float], step: int, epoch: int) -> None:
+        """Values written to every logger at `step`, as Lightning writes what is logged."""
+        for logger in self.loggers:
+            logger.log_metrics({**values, "epoch": float(epoch)}, step=step)
+        self.trainer.callback_metrics.update(
+            {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
+        )
+        self.written_member_metrics.update(values)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.write_members(on_step=True)  # after the callbacks' on_train_batch_end (they log too)

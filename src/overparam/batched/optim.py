@@ -68,6 +68,38 @@ class MemberwiseUpdate:
     def __call__(self, param: Tensor, grad: Tensor, state: dict) -> None:
         getattr(self, f"{self.kind.__name__.lower()}_step")(param, grad, state)
 
+    def fresh_state(self, param: Tensor) -> dict[str, Tensor]:
+        """The state this optimizer builds at its first step (SGD builds its buffer from the gradient).
+        Step counts are one per member, so that members may restart at steps of their own."""
+        members = len(self.settings)
+        if self.kind is torch.optim.Adam:
+            step = torch.zeros(members)
+            return {"step": step, "exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
+        if self.kind is torch.optim.Adagrad:
+            accumulator = self.per_member("initial_accumulator_value", param).expand_as(param).clone()
+            return {"step": torch.zeros(members), "sum": accumulator}
+        return {}
+
+    def restart_rows(self, param: Tensor, state: dict, rows: list[int]) -> None:
+        """Members `rows` start afresh, as at their first step; the others keep their state."""
+        if not state:
+            return
+        for key, value in self.fresh_state(param).items():
+            if state[key].dim() < value.dim():  # one step count for all members (torch.optim's)
+                state[key] = state[key].expand_as(value).clone()
+            state[key][rows] = value[rows].to(state[key])
+        if state.get("momentum_buffer") is not None:
+            restarted = state.setdefault(
+                "restarted", torch.zeros(len(self.settings), dtype=torch.bool, device=param.device)
+            )
+            restarted[rows] = True
+
+    @staticmethod
+    def step_count(state: dict, param: Tensor) -> Tensor:
+        """The step count as a tensor in the parameter's dtype, one per member broadcasting along rows."""
+        step = torch.as_tensor(state["step"], dtype=param.dtype)
+        return step.reshape(-1, *([1] * (param.dim() - 1))) if step.dim() else step
+
     def decayed(self, param: Tensor, grad: Tensor) -> Tensor:
         return grad + self.per_member("weight_decay", param) * param
 
@@ -81,6 +113,10 @@ class MemberwiseUpdate:
         else:
             dampening = self.per_member("dampening", param)
             state["momentum_buffer"].mul_(self.per_member("momentum", param)).add_((1 - dampening) * grad)
+            restarted = state.pop("restarted", None)  # rows whose first step this is: their buffer is grad
+            if restarted is not None:
+                rows = restarted.reshape(-1, *([1] * (param.dim() - 1)))
+                state["momentum_buffer"].copy_(torch.where(rows, grad, state["momentum_buffer"]))
         buffer = state["momentum_buffer"]
         if self.nesterov:
             grad = grad + self.per_member("momentum", param) * buffer
@@ -91,15 +127,13 @@ class MemberwiseUpdate:
 
     def adam_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
         if not state:
-            state.update(
-                step=torch.tensor(0.0), exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param)
-            )
+            state.update(self.fresh_state(param))
         state["step"] += 1
         grad = self.decayed(param, grad)
         betas = torch.tensor([s["betas"] for s in self.settings], dtype=param.dtype, device=param.device)
         shape = (-1, *([1] * (param.dim() - 1)))
         beta1, beta2 = betas[:, 0].reshape(shape), betas[:, 1].reshape(shape)
-        step = torch.as_tensor(state["step"], dtype=param.dtype)
+        step = self.step_count(state, param)
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
         step_size = self.per_member("lr", param) / (1 - beta1**step)
@@ -110,13 +144,10 @@ class MemberwiseUpdate:
 
     def adagrad_step(self, param: Tensor, grad: Tensor, state: dict) -> None:
         if not state:
-            state.update(
-                step=torch.tensor(0.0),
-                sum=self.per_member("initial_accumulator_value", param).expand_as(param).clone(),
-            )
+            state.update(self.fresh_state(param))
         state["step"] += 1
         grad = self.decayed(param, grad)
-        step = torch.as_tensor(state["step"], dtype=param.dtype)
+        step = self.step_count(state, param)
         rate = self.per_member("lr", param) / (1 + (step - 1) * self.per_member("lr_decay", param))
         state["sum"].add_(grad * grad)
         param.sub_(rate * grad / state["sum"].sqrt().add_(self.per_member("eps", param)))
@@ -158,3 +189,9 @@ class MemberwiseOptimizer(torch.optim.Optimizer):
                 if param.grad is not None:
                     self.update(param, param.grad, self.state[param])
         return loss
+
+    def restart_members(self, rows: list[int]) -> None:
+        """Members `rows` (rows of every parameter) restart their optimizer state, as a fresh optimizer."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                self.update.restart_rows(param, self.state[param], rows)
