@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +210,10 @@ class BatchedLauncher(Launcher):
 def remember_compositions(config_loader) -> dict[tuple, DictConfig]:
     """Hydra's sweeper composes every job of a batch to validate it, then hands the batch to the launcher,
     which composes it again (0.2–0.3 s a job, more than a small job trains): keep what the sweeper
-    composed, by the job's overrides, for the launcher to take."""
+    composed, by the job's overrides, for the launcher to take. Jobs that choose the same config groups
+    and set the same keys are composed once (`ValueOverrides`)."""
     composed: dict[tuple, DictConfig] = {}
-    compose = config_loader.load_sweep_config
+    compose = ValueOverrides(config_loader)
 
     def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         sweep_config = compose(master_config, sweep_overrides)
@@ -220,6 +222,56 @@ def remember_compositions(config_loader) -> dict[tuple, DictConfig]:
 
     config_loader.load_sweep_config = load_sweep_config
     return composed
+
+
+class ValueOverrides:
+    """Hydra's `load_sweep_config`, composing once per shape of a job's overrides: the same config group
+    choices and the same keys set to plain values in the same order (`seed=3`, `optim.lr=0.01`). Another
+    job of that shape is the first one's config with its own values put in, as Hydra applies them (its
+    task overrides and `override_dirname` recorded likewise); any other override (a `+`, a `~`, a `hydra.`
+    key, a list or dict value) is composed by Hydra itself."""
+
+    def __init__(self, config_loader) -> None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        self.compose = config_loader.load_sweep_config
+        self.groups = config_loader.repository.group_exists
+        self.parser = OverridesParser.create()
+        self.composed: dict[tuple, DictConfig] = {}
+
+    def plain_value(self, override) -> bool:
+        return (
+            not (override.is_delete() or override.is_add() or override.is_force_add())
+            and override.package is None
+            and not override.is_hydra_override()
+            and not self.groups(override.key_or_group)
+            and not isinstance(override.value(), (dict, list))
+        )
+
+    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        parsed = self.parser.parse_overrides(list(sweep_overrides))
+        values = [o for o in parsed if self.plain_value(o)]
+        shape = tuple(o.key_or_group if o in values else o.input_line for o in parsed)
+        first = self.composed.get(shape)
+        if not values or first is None:
+            sweep_config = self.compose(master_config, sweep_overrides)
+            if values:
+                self.composed[shape] = sweep_config
+            return copy.deepcopy(sweep_config) if values else sweep_config
+        sweep_config = copy.deepcopy(first)
+        for override in values:
+            OmegaConf.update(sweep_config, override.key_or_group, override.value(), merge=True)
+        task = [o for o in parsed if not o.is_hydra_override()]
+        job = sweep_config.hydra.job
+        with read_write(sweep_config.hydra), open_dict(sweep_config.hydra):
+            sweep_config.hydra.overrides.task = [o.input_line for o in task]
+            job.override_dirname = get_overrides_dirname(
+                overrides=task,
+                kv_sep=job.config.override_dirname.kv_sep,
+                item_sep=job.config.override_dirname.item_sep,
+                exclude_keys=job.config.override_dirname.exclude_keys,
+            )
+        return sweep_config
 
 
 def task_part(sweep_config: DictConfig) -> DictConfig:
