@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 train: setup
 	$(BIN)/python train.py $(ARGS)
 
+# Two pytest workers (one file each at a time), one thread each: the small models of most tests are bound
+# by Python, not arithmetic, so two processes finish sooner than one with two threads.
 test: setup slurm
-	$(BIN)/python -m pytest -m "not slow" -q --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" -q -n 2 --dist loadfile --durations=15
 
 # The one-node SLURM that tests/cluster starts (apt, as root); without it those tests are skipped and
 # pytest's summary says why.
