@@ -219,7 +219,7 @@ def assert_split_by_extra(fig) -> None:
 FIGURES = {
     "seed000.fig1": {"weighting": ["erm", "gdro"]},
     "seed000.fig2": {"weighting": ["erm", "iw"], "run.l2_to_init": ["0.1", "10"]},
-    "seed000.fig3": {"weighting": ["erm", "iw"], "loss": ["logistic", "polynomial_tail"]},
+    "seed000.fig3": {"weighting": ["erm", "iw", "gdro"], "loss": ["logistic", "polynomial_tail"]},
     "seed000.width": {"weighting": ["erm", "iw"], "model.width": ["8", "32"]},
     "seed001.synthetic": {"weighting": ["erm", "iw"]},
     "seed001.table1": {"weighting": ["erm", "gdro"], "optim.weight_decay": ["0.0", "0.1"]},

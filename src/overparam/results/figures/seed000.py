@@ -79,6 +79,16 @@ def plot_by_method(ax, frame: pd.DataFrame, y: str, skip_erm: bool = False) -> N
     ax.set_xlabel("GD step")
 
 
+def plot_group_weights(ax, logged: pd.DataFrame) -> None:
+    """Group DRO's group weights g against the step, one line per group and setting."""
+    columns = [c for c in logged.columns if c.startswith("weights/group/")]
+    gdro = logged[logged["weighting"].str.startswith("gdro")].dropna(subset=columns[:1])
+    for _, setting, part in lines(gdro, ["weighting"]):
+        for column in columns:
+            band_line(ax, part.groupby("step")[column], joined(column.rsplit("/", 1)[-1], setting))
+    ax.set(xscale="log", xlabel="GD step (full batch)")
+
+
 def fig1(sweep_dir: Path):
     """(a) training loss, (b) ‖θ_m − θ_ERM‖, (c) ‖θ‖, (d) Group DRO's group weights."""
     logged, gaps = curves(sweep_dir), weight_gaps(sweep_dir)
@@ -89,11 +99,8 @@ def fig1(sweep_dir: Path):
     axes[1].set(yscale="log", title="(b) ‖θ − θ_ERM‖")
     plot_by_method(axes[2], logged, "param/norm")
     axes[2].set(title="(c) ‖θ‖")
-    gdro = logged[logged["weighting"].str.startswith("gdro")].dropna(subset=["weights/group/digit0"])
-    for _, setting, part in lines(gdro, ["weighting"]):
-        for column in [c for c in gdro.columns if c.startswith("weights/group/")]:
-            band_line(axes[3], part.groupby("step")[column], joined(column.rsplit("/", 1)[-1], setting))
-    axes[3].set(xscale="log", xlabel="GD step (full batch)", title="(d) Group DRO group weights")
+    plot_group_weights(axes[3], logged)
+    axes[3].set(title="(d) Group DRO group weights")
     for ax in axes:
         ax.legend(fontsize=8)
     fig.suptitle("Seed 000 Fig. 1: ERM, IW and Group DRO from the same θ0, squared loss, full-batch GD")
@@ -119,11 +126,17 @@ def fig2(sweep_dir: Path):
 
 
 def fig3(sweep_dir: Path):
-    """Rows: logistic and polynomially-tailed loss; columns: loss, ‖θ‖, ‖θ̂_m − θ̂_ERM‖ with θ̂ = θ/‖θ‖."""
+    """Rows: logistic and polynomially-tailed loss; columns: loss, ‖θ‖, ‖θ̂_m − θ̂_ERM‖ with θ̂ = θ/‖θ‖, and
+    Group DRO's group weights (when the sweep has Group DRO)."""
     logged, gaps = curves(sweep_dir), weight_gaps(sweep_dir, normalize=True)
     losses = sorted(logged["loss"].unique())
-    fig, axes = plt.subplots(len(losses), 3, figsize=(14, 3.4 * len(losses)), squeeze=False)
+    with_gdro = logged["weighting"].str.startswith("gdro").any()
+    columns = 4 if with_gdro else 3
+    fig, axes = plt.subplots(len(losses), columns, figsize=(4.7 * columns, 3.4 * len(losses)), squeeze=False)
     for row, loss in zip(axes, losses):
+        if with_gdro:
+            plot_group_weights(row[3], logged[logged["loss"] == loss])
+            row[3].set(title=f"{loss}: Group DRO group weights")
         plot_by_method(row[0], logged[logged["loss"] == loss], "train/loss")
         row[0].set(yscale="log", title=f"{loss}: training loss")
         plot_by_method(row[1], logged[logged["loss"] == loss], "param/norm")
