@@ -115,7 +115,7 @@ def assemble(
         torch.set_float32_matmul_precision(cfg.run.matmul_precision)
     members = members or [cfg]
     if len(members) > 1:
-        check_ensemble(cfg, members)
+        check_ensemble(cfg)
     data = build(cfg, "data")
     inner_steps = chunk_length(cfg.run.inner_steps, data.batch_size)
     named_callbacks = build_named(cfg, "callbacks")
@@ -371,7 +371,7 @@ def member_callbacks(named_callbacks: dict, members: list[DictConfig]) -> list[M
     ]
 
 
-def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
+def check_ensemble(cfg: DictConfig) -> None:
     """Stacked members share one batch stream, one data set and the run-wide callbacks; say which key
     breaks that."""
     if cfg.run.mitigation != "none":
