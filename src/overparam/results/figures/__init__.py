@@ -40,11 +40,11 @@ def by_setting(frame, keys: list[str], labels: dict | None = None):
         yield ", ".join(shown), part
 
 
-def band_line(ax, per_step, label: str) -> None:
+def band_line(ax, per_step, label: str, color: str | None = None) -> None:
     """The mean over seeds at every step, with a band from the lowest to the highest seed."""
     stats = per_step.agg(["mean", "min", "max"])
     stats = stats[stats.index > 0]
-    (line,) = ax.plot(stats.index, stats["mean"], label=label)
+    (line,) = ax.plot(stats.index, stats["mean"], label=label, color=color)
     ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2, linewidth=0)
 
 

@@ -71,10 +71,10 @@ def plot_by_method(ax, frame: pd.DataFrame, y: str, skip_erm: bool = False) -> N
     with their range as a band."""
     frame = frame.dropna(subset=[y])
     keys = ["weighting", *[key for key in swept_keys(frame.drop(columns=[y])) if key != "weighting"]]
-    for label, part in by_setting(frame, keys, LABELS):
+    for k, (label, part) in enumerate(by_setting(frame, keys, LABELS)):
         if skip_erm and part["weighting"].iloc[0] == "erm":
-            continue
-        band_line(ax, part.groupby("step")[y], label.removeprefix("weighting="))
+            continue  # its colour stays ERM's, so a method has one colour in every panel
+        band_line(ax, part.groupby("step")[y], label.removeprefix("weighting="), color=f"C{k % 10}")
     ax.set_xscale("log")
     ax.set_xlabel("GD step")
 
