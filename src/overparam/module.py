@@ -29,13 +29,13 @@ class ReweightedModule(L.LightningModule):
 
     Optimisation is manual so that full-batch runs take `inner_steps` optimizer steps per
     `training_step` and pay Lightning's per-step overhead once per chunk; `trainer.max_steps` still counts
-    optimizer steps. A chunk ends early at every step-indexed event (the log grid, the reweighter's and the
-    callbacks' `next_event_step`, a non-finite objective, the stop loss), so it equals one step per
-    `training_step`. The reweighter is a submodule: its buffers (Group DRO's g, ...) are checkpointed;
-    its step hook (`at_event_step`) runs inside the chunk, right after the step it named, with
-    `misclassified()` and `restart()` at its disposal, and what it returns is logged at that step. It
-    needs none of Lightning's hooks, so it does not end the chunk: the chunks of a stacked model whose
-    members act at steps of their own are those of each member's single run.
+    optimizer steps. A chunk ends early at every step-indexed event (the log grid, the callbacks'
+    `next_event_step`, a non-finite objective, the stop loss), so it equals one step per `training_step`.
+    The reweighter is a submodule: its buffers (Group DRO's g, ...) are checkpointed; its step hook
+    (`at_event_step`) runs inside the chunk, right after the step it named, with `misclassified()` and
+    `restart()` at its disposal, and what it returns is logged at that step. It needs none of Lightning's
+    hooks, so it does not end the chunk: the chunks of a stacked model whose members act at steps of their
+    own are those of each member's single run.
     The datamodule reads what to evaluate (`eval_splits`) and how to draw (`sample_weights`) from here.
     """
 

@@ -51,6 +51,11 @@ def memberwise_factory(factories: list) -> functools.partial:
     return functools.partial(MemberwiseOptimizer, kind=kind, settings=settings)
 
 
+def along_rows(values: Tensor, like: Tensor) -> Tensor:
+    """One value per member `(members,)` shaped to broadcast along the rows of `like` (row k = member k)."""
+    return values.reshape(-1, *([1] * (like.dim() - 1)))
+
+
 class MemberwiseUpdate:
     """The update of SGD, Adam or Adagrad on one tensor, every hyperparameter of member k taken from
     `settings[k]` and broadcast along row k (one member's settings broadcast over an unstacked tensor).
@@ -63,7 +68,7 @@ class MemberwiseUpdate:
     def per_member(self, name: str, like: Tensor) -> Tensor:
         """Hyperparameter `name` of every member as a tensor broadcasting along `like`'s rows."""
         values = torch.tensor([s[name] for s in self.settings], dtype=like.dtype, device=like.device)
-        return values.reshape(-1, *([1] * (like.dim() - 1)))
+        return along_rows(values, like)
 
     def __call__(self, param: Tensor, grad: Tensor, state: dict) -> None:
         getattr(self, f"{self.kind.__name__.lower()}_step")(param, grad, state)
@@ -73,8 +78,11 @@ class MemberwiseUpdate:
         Step counts are one per member, so that members may restart at steps of their own."""
         members = len(self.settings)
         if self.kind is torch.optim.Adam:
-            step = torch.zeros(members)
-            return {"step": step, "exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
+            return {
+                "step": torch.zeros(members),
+                "exp_avg": torch.zeros_like(param),
+                "exp_avg_sq": torch.zeros_like(param),
+            }
         if self.kind is torch.optim.Adagrad:
             accumulator = self.per_member("initial_accumulator_value", param).expand_as(param).clone()
             return {"step": torch.zeros(members), "sum": accumulator}
@@ -98,7 +106,7 @@ class MemberwiseUpdate:
     def step_count(state: dict, param: Tensor) -> Tensor:
         """The step count as a tensor in the parameter's dtype, one per member broadcasting along rows."""
         step = torch.as_tensor(state["step"], dtype=param.dtype)
-        return step.reshape(-1, *([1] * (param.dim() - 1))) if step.dim() else step
+        return along_rows(step, param) if step.dim() else step
 
     def decayed(self, param: Tensor, grad: Tensor) -> Tensor:
         return grad + self.per_member("weight_decay", param) * param
@@ -115,7 +123,7 @@ class MemberwiseUpdate:
             state["momentum_buffer"].mul_(self.per_member("momentum", param)).add_((1 - dampening) * grad)
             restarted = state.pop("restarted", None)  # rows whose first step this is: their buffer is grad
             if restarted is not None:
-                rows = restarted.reshape(-1, *([1] * (param.dim() - 1)))
+                rows = along_rows(restarted, param)
                 state["momentum_buffer"].copy_(torch.where(rows, grad, state["momentum_buffer"]))
         buffer = state["momentum_buffer"]
         if self.nesterov:
@@ -131,8 +139,7 @@ class MemberwiseUpdate:
         state["step"] += 1
         grad = self.decayed(param, grad)
         betas = torch.tensor([s["betas"] for s in self.settings], dtype=param.dtype, device=param.device)
-        shape = (-1, *([1] * (param.dim() - 1)))
-        beta1, beta2 = betas[:, 0].reshape(shape), betas[:, 1].reshape(shape)
+        beta1, beta2 = along_rows(betas[:, 0], param), along_rows(betas[:, 1], param)
         step = self.step_count(state, param)
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
