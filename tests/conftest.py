@@ -29,6 +29,9 @@ QUIET_NO_CHECKPOINTS = [*NO_PROGRESS, "~callbacks.checkpoint", "~callbacks.resum
 # asym_* experiments and ensembles keep no best checkpoint; their tests drop the resume one too.
 QUIET_NO_RESUME = [*NO_PROGRESS, "~callbacks.resume"]
 QUIET_ASYM = QUIET_NO_RESUME
+# Seed 001's synthetic study at CI scale (80 training points, d = 320; the experiment runs the spec's n = 200,
+# d = 1020 for 3·10^5 steps).
+SYNTHETIC_CI_DATA = ["data.train_group_sizes=[38,2,2,38]", "data.d_noise=300", "data.eval_group_size=500"]
 
 
 def ddp_probe_run(probe_dir: Path) -> list[str]:

@@ -222,6 +222,16 @@ def test_jobs_that_cannot_share_a_model_run_one_after_another_with_the_reason(tm
     assert again.stdout.count("skipped:") == 4
 
 
+def test_a_group_whose_widths_differ_splits_by_width_and_leaves_no_group_run_behind(tmp_path):
+    """A width is a model setting like σ until the networks are built: the group then splits by it, each
+    part stacked, and the sweep's results see exactly its four jobs."""
+    result = batched_sweep(tmp_path, "model.width=16,32", "seed=1,2")
+    assert "model.width changes the network's structure: split into 2 groups" in result.stdout
+    assert result.stdout.count("2 jobs as one stacked model") == 2
+    runs = collect(tmp_path)  # as `overparam.results` sees the sweep
+    assert sorted(runs["status"]) == ["completed"] * 4
+
+
 STOP_AT = [
     "run.eval_splits=[val,test,train]",
     "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",

@@ -12,6 +12,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from overparam.batched.grouping import StructureDiffers
 from overparam.batched.member_callbacks import MemberCallback, works_per_member
 from overparam.batched.memory import check_fits
 from overparam.batched.optim import memberwise_factory
@@ -337,7 +338,7 @@ def member_networks(cfg: DictConfig, members: list[DictConfig], data) -> list[to
                 if OmegaConf.select(member, f"model.{k}") != OmegaConf.select(members[0], f"model.{k}")
             ]
             key = f"model.{differing[0]}" if differing else "the model"
-            raise ConfigError(f"{key} changes the network beyond its parameters' values: no stacking")
+            raise StructureDiffers(key)
     return nets
 
 

@@ -50,7 +50,7 @@ def test_cor15_linearized_grw_converges_to_kernel_regression(tmp_path):
     overrides = [
         "+experiment=grw_width",
         "model=linearized",
-        "model.base.width=256",
+        "model.width=256",
         "weighting=iw",
         "trainer.max_steps=3000",
         *QUIET,

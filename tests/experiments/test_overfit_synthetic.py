@@ -8,18 +8,21 @@ import pandas as pd
 import pytest
 
 from conftest import QUIET_NO_CHECKPOINTS as QUIET
-from conftest import compose_config, execute_stacked
+from conftest import SYNTHETIC_CI_DATA, compose_config, execute_stacked
 from overparam.entry import execute
+
+CI_SCALE = [*SYNTHETIC_CI_DATA, "trainer.max_steps=50000"]
 
 
 def worst_group_curves(
-    tmp_path, runs: dict[str, list[str]], seed: int = 0
+    tmp_path, runs: dict[str, list[str]], seed: int = 0, scale: list[str] = CI_SCALE
 ) -> dict[str, tuple[pd.Series, dict]]:
     """The runs (by name: their overrides) as one stacked model, as `make figures` trains the sweep
     (hydra/launcher=batched); each one's validation worst-group accuracy by step and its metrics.json."""
     jobs = {
         tmp_path / name: [
             "+experiment=overfit_synthetic",
+            *scale,
             f"seed={seed}",
             f"data.seed={seed}",
             *QUIET,
@@ -66,11 +69,16 @@ def test_reweighting_peaks_early_then_falls_to_the_erm_interpolator(overfit_runs
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_group_dro_too_at_three_seeds(tmp_path, seed):
-    runs = {"erm": ["weighting=erm"], "gdro": ["weighting=gdro_nu1", "trainer.max_steps=200000"]}
-    curves = worst_group_curves(tmp_path, runs, seed)
-    check_peak_then_fall(*curves["erm"], *curves["gdro"])
+def test_at_the_specs_scale_iw_and_group_dro_peak_then_fall_to_erm_at_three_seeds(tmp_path):
+    """Spec §7.1 at its calibrated design (n = 200, d = 1020, 3·10^5 steps, seeds 0–2, as the gallery):
+    averaged over the seeds max_t WG(t) − WG_ERM(final) ≥ 0.4, and each final WG within 0.005 of ERM's."""
+    runs = {name: [f"weighting={name}"] for name in ("erm", "iw", "gdro_nu1")}
+    seeds = [worst_group_curves(tmp_path / f"seed{seed}", runs, seed, scale=[]) for seed in range(3)]
+    for name in ("iw", "gdro_nu1"):
+        peak_gains = [curves[name][0].max() - curves["erm"][0].iloc[-1] for curves in seeds]
+        assert sum(peak_gains) / 3 >= 0.4, (name, peak_gains)
+        for curves in seeds:
+            assert abs(curves[name][0].iloc[-1] - curves["erm"][0].iloc[-1]) <= 0.005, name
 
 
 def test_weight_decay_helps_only_when_it_keeps_the_training_loss_up(overfit_runs):

@@ -9,13 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import QUIET_NO_CHECKPOINTS, compose_config
+from conftest import QUIET_NO_CHECKPOINTS, SYNTHETIC_CI_DATA, compose_config
 from overparam.entry import execute
 
 CHUNKS = (7, 100, "auto")
 # Seed 001's synthetic study in float64 with JTT's switch at step 150 of 300.
 JTT_RUN = [
     "+experiment=overfit_synthetic",
+    *SYNTHETIC_CI_DATA,
     "weighting=jtt",
     "weighting.identification_steps=150",
     "run.log_grid_per_decade=null",
@@ -75,6 +76,7 @@ def test_divergence_is_reported_at_the_same_step_for_every_chunk_length(tmp_path
     finite value whatever the chunk length."""
     overrides = [
         "+experiment=overfit_synthetic",
+        *SYNTHETIC_CI_DATA,
         "weighting=gdro",
         "run.lr_scale=null",
         "optim.lr=1e6",

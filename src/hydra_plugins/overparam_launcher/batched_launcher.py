@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ class BatchedLauncher(Launcher):
         run alone: finished, in use, or the whole group when it cannot be stacked). A group too large for
         the memory is split into groups that fit."""
         from overparam import rundir
-        from overparam.batched.grouping import stacking_refusal
+        from overparam.batched.grouping import StructureDiffers, stacking_refusal
         from overparam.batched.memory import GroupTooLarge
         from overparam.batched.stack import run_stacked
         from overparam.entry import quiet_process
@@ -135,8 +136,11 @@ class BatchedLauncher(Launcher):
             print(f"batched launcher: {len(configs)} jobs as one stacked model in {group_dir}")
             self.log_to(str(group_dir), ready[0][2].hydra_cfg)
             quiet_process()
+            structure_differs = too_large = None
             try:
                 result = run_stacked(configs, group_dir, memory_budget=self.memory_budget)
+            except StructureDiffers as error:
+                structure_differs = error
             except GroupTooLarge as error:
                 too_large = error
             except InputError as error:
@@ -144,14 +148,16 @@ class BatchedLauncher(Launcher):
                     f"batched launcher: not stacked ({error}); its {len(configs)} jobs run one after another"
                 )
                 return {}
-            else:
-                too_large = None
             finally:
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-            if too_large is None and result.status != "completed":
+            if structure_differs is None and too_large is None and result.status != "completed":
                 print(f"batched launcher: the stacked group {result.status}; its jobs run one after another")
                 return {}
-        if too_large is not None:  # the jobs' directories are released: each smaller group claims its own
+        # the jobs' directories are released: each smaller group claims its own
+        if structure_differs is not None:
+            shutil.rmtree(group_dir)  # it holds only the failed start
+            return self.split_by(group, [index for index, _, _ in ready], structure_differs.key)
+        if too_large is not None:
             return self.split(group, [index for index, _, _ in ready], too_large)
         returns = {}
         for index, cfg, returned in ready:
@@ -160,6 +166,21 @@ class BatchedLauncher(Launcher):
             returned.return_value = float(flat.get(cfg.get("objective", ""), float("nan")))
             returned.status = JobStatus.COMPLETED
             returns[index] = returned
+        return returns
+
+    def split_by(
+        self, group: list[tuple[int, DictConfig]], ready: list[int], key: str
+    ) -> dict[int, JobReturn]:
+        by_value: dict[str, list[tuple[int, DictConfig]]] = {}
+        for index, sweep_config in group:
+            if index in ready:
+                value = repr(OmegaConf.select(sweep_config, key))
+                by_value.setdefault(value, []).append((index, sweep_config))
+        print(f"batched launcher: {key} changes the network's structure: split into {len(by_value)} groups")
+        returns = {}
+        for jobs in by_value.values():
+            if len(jobs) > 1:
+                returns.update(self.run_group(jobs))
         return returns
 
     def split(self, group: list[tuple[int, DictConfig]], ready: list[int], too_large) -> dict[int, JobReturn]:

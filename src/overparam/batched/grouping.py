@@ -13,9 +13,19 @@ import copy
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from overparam.errors import ConfigError
 from overparam.rundir import COSMETIC_PREFIXES, flatten
 
 SHARED_WITHIN = ("optim._target_", "model._target_")
+
+
+class StructureDiffers(ConfigError):
+    """A model setting of a group that changes the network's structure (a width), found when the members'
+    networks are built: the group splits by `key`."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key} changes the network beyond its parameters' values: no stacking")
+        self.key = key
 
 
 def batchable(key: str) -> bool:

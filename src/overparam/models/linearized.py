@@ -11,15 +11,18 @@ from torch.func import functional_call, jvp
 class Linearized(nn.Module):
     """f_lin(x; θ) = f(x; θ0) + ⟨θ − θ0, ∇θ f(x; θ0)⟩, computed with one `torch.func.jvp` per forward.
 
-    `base` builds the network (any family in `overparam.models`); its parameters are θ, initialised at
-    θ0, and θ0 is kept as buffers. Trained like any other model.
+    `base` builds the network (any family in `overparam.models`) with `base_settings` (so a sweep sets
+    `model.width` alike for a network and its linearization); its parameters are θ, initialised at θ0,
+    and θ0 is kept as buffers. Trained like any other model.
     """
 
     linear_in_parameters = True  # a squared loss makes the objective quadratic in θ
 
-    def __init__(self, in_shape: tuple[int, ...], out_features: int, base: Callable[..., nn.Module]) -> None:
+    def __init__(
+        self, in_shape: tuple[int, ...], out_features: int, base: Callable[..., nn.Module], **base_settings
+    ) -> None:
         super().__init__()
-        self.base = base(in_shape=in_shape, out_features=out_features)
+        self.base = base(in_shape=in_shape, out_features=out_features, **base_settings)
         self.theta0_names = [name for name, _ in self.base.named_parameters()]
         for k, (_, p) in enumerate(self.base.named_parameters()):
             self.register_buffer(f"theta0_{k}", p.detach().clone())

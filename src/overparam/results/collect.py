@@ -16,7 +16,8 @@ from scipy import stats
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
     """Every run directory under `sweep_dir` (those holding a metrics.json), in a stable order. An
-    ensemble's own directory is left out (its members' directories hold its runs), and so are the runs a
+    ensemble's or a batched group's own directory is left out (its members' directories hold its runs;
+    the launcher keeps groups in hidden folders, `.batched/`), and so are the runs a
     procedure trained to make one: learning-rate search trials (under `lr_search/`) and the rounds of a
     σ-shrinking run (whose own directory holds the result)."""
     sweep_dir = Path(sweep_dir)
@@ -27,6 +28,7 @@ def job_dirs(sweep_dir: str | Path) -> list[Path]:
         job
         for job in found
         if "members" not in results[job]
+        and not any(part.startswith(".") for part in job.relative_to(sweep_dir).parts)
         and "lr_search" not in job.relative_to(sweep_dir).parts
         and not any(parent in procedures for parent in job.parents)
     ]
