@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.func import functional_call, jacrev, vmap
 
-from conftest import QUIET_ASYM, compose_config, record_overrides, sphere
+from conftest import QUIET_ASYM, compose_config, record_overrides, run_cli, sphere
 from overparam.batched.stack import run_stacked
 from overparam.data.classes import FeatureFile, OneHotDigits
 from overparam.data.regression import RegressionTable, SimulatedSines
@@ -178,6 +178,60 @@ def test_smaller_gamma_is_more_robust_to_pruning(simulated_runs):
         assert risk.loc[1900, 0.0] <= 1.1 * risk.loc[0, 0.0] + 0.01  # P1
         assert risk.loc[1000, 1.0] >= 2 * risk.loc[0, 1.0]  # P3
     assert len(seed004.protocols(simulated_runs).axes) == 4  # 2 importances × (train, test)
+
+
+ORDER = ["γ = 1 (iid)", "γ = 0.5, α = 0.7", "γ = 0.5, α = 0.5", "γ = 0.2, α = 0.5", "γ = 0, α = 0.4"]
+
+
+def check_fig1_claims(sweep_dir) -> None:
+    """Spec S1–S5 and P1–P3 on Fig. 1's sweep at the paper's scale (50,000 steps), averaged over inits."""
+    table = seed004.runs(sweep_dir)
+    mean = table.groupby("scaling").mean(numeric_only=True).loc[ORDER]
+    final = mean["train_eval/loss"].to_numpy()
+    assert (final[:-1] < 1e-3).all() and final[-1] < 1e-2 and final[-1] > final[:-1].max()  # S1
+    curves = {
+        scaling: pd.concat(
+            [seed004.curves_of(job, "train_eval/loss").set_index("step")["value"] for job in jobs]
+        )
+        .groupby(level=0)
+        .agg(["mean", "std"])
+        for scaling, jobs in table.groupby("scaling")["job"]
+    }
+    later = [curves[scaling].loc[5000:] for scaling in ORDER]
+    assert (later[0]["mean"] <= later[1]["mean"] + later[1]["std"]).all()  # S2, the first two tied
+    for faster, slower in zip(later[1:], later[2:]):
+        assert (faster["mean"] <= slower["mean"]).all()
+    eig = mean["probe/eig_min"].to_numpy()
+    assert (np.diff(eig) < 0).all()  # S3
+    simulated = SimulatedSines()
+    simulated.setup()
+    assert eig[0] == pytest.approx(kappa(simulated.train.x), rel=0.1)
+    for job, gamma in zip(table["job"], table["gamma"]):
+        if gamma >= 0.2:
+            eig_curve = seed004.curves_of(job, "probe/eig_min")["value"]
+            assert eig_curve.max() <= 1.2 * eig_curve.min(), job.name
+    moves, ntg = mean["probe/max_weight_change"].to_numpy(), mean["probe/ntg_change"].to_numpy()
+    assert (np.diff(moves) > 0).all() and (np.diff(ntg) > 0).all() and moves[0] < 0.25 * moves[1]  # S4
+    relative = mean["probe/max_relative_change"].to_numpy()
+    assert relative[0] < 0.15 and (relative[1:] > 0.5).all()
+    assert (table["test/loss"] < float(simulated.test.y.var())).all()  # S5
+    pruning = seed004.protocol_table(sweep_dir, "pruning")
+    train = pruning[(pruning["importance"] == "lambda") & (pruning["split"] == "train")]
+    risk = train.pivot_table(index="pruned", columns="gamma", values="risk")  # the mean over inits
+    area = risk.loc[100:1900].sum()
+    assert area.idxmin() == 0.0  # P2
+    assert risk.loc[1900, 0.0] <= 1.1 * risk.loc[0, 0.0] + 0.01  # P1
+    assert risk.loc[1000, 1.0] >= 2 * risk.loc[0, 1.0]  # P3
+
+
+@pytest.mark.slow
+def test_fig1_at_the_papers_scale(tmp_path):
+    """`make figures ONLY=asym_sim`: five node scalings × five inits, 50,000 GD steps (≈ 14 minutes)."""
+    result = run_cli(
+        ["-m", "+experiment=asym_sim", "hydra/launcher=batched", *QUIET_ASYM, f"hydra.sweep.dir={tmp_path}"]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    check_fig1_claims(tmp_path)
 
 
 def test_feature_learning_vanishes_with_width_only_for_gamma_one(tmp_path):

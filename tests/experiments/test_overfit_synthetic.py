@@ -95,28 +95,36 @@ def test_weight_decay_helps_only_when_it_keeps_the_training_loss_up(overfit_runs
     assert gains[1e-2] >= 0.30  # μ = 1e-2 keeps the loss up and keeps most of the early-stopping benefit
 
 
-@pytest.mark.slow
-def test_regularization_table_early_stopping_beats_every_penalty_that_lets_the_loss_vanish(tmp_path):
-    from conftest import run_cli
+def check_regularization_table(sweep_dir) -> None:
+    """Seed 001 Table 1's claim on the synthetic study (spec §7.1, Thm 7): for IW, early stopping keeps
+    ≥ 0.4 of worst-group accuracy over the unpenalised final model, and every penalty that lets the
+    training loss vanish (≤ 1e-5) ends ≥ 0.3 below early stopping; one that keeps it up (μ = 1e-2) ends
+    within 0.1 of it."""
     from overparam.results.figures.seed001 import synthetic_table_frame
 
-    result = run_cli(
-        [
-            "-m",
-            "+experiment=overfit_synthetic_regularization",
-            "seed=0",
-            "weighting=erm,iw",
-            "~callbacks.progress",
-            f"hydra.sweep.dir={tmp_path}",
-        ]
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = synthetic_table_frame(tmp_path)
-    iw = summary.loc["iw"]
+    iw = synthetic_table_frame(sweep_dir).loc["iw"]
     early_stopped, final = iw[("mean", "best/test/worst_group_acc")], iw[("mean", "test/worst_group_acc")]
     assert (early_stopped.loc[0.0] - final.loc[0.0]) >= 0.4
     vanishing = iw[("mean", "train/loss")] <= 1e-5
-    assert (final[vanishing] <= early_stopped.loc[0.0] - 0.3).all()
+    assert vanishing.loc[0.0] and (final[vanishing] <= early_stopped.loc[0.0] - 0.3).all()
+    assert final.loc[0.01] >= early_stopped.loc[0.0] - 0.1
+
+
+@pytest.mark.slow
+def test_regularization_table_at_the_specs_scale(tmp_path):
+    """`make figures ONLY=overfit_synthetic_regularization`: ERM, IW, Group DRO × μ × 3 seeds, n = 200,
+    d = 1020, 3·10^5 steps."""
+    from conftest import run_cli
+
+    sweep = [
+        "-m",
+        "+experiment=overfit_synthetic_regularization",
+        "hydra/launcher=batched",
+        "~callbacks.progress",
+    ]
+    result = run_cli([*sweep, f"hydra.sweep.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    check_regularization_table(tmp_path)
 
 
 def test_on_colored_mnist_the_early_benefit_of_reweighting_fades_by_the_end(tmp_path):
