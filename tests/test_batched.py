@@ -121,6 +121,12 @@ def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
     stacked_pair_and_single_runs(tmp_path, [*SMALL, *model, *KEYS[key]], launcher=False)
 
 
+def test_jobs_whose_data_follow_one_shared_seed_stack(tmp_path):
+    """`data.seed: ${seed}` only splits a group whose seeds differ (then the data do)."""
+    overrides = [*SMALL, *MLP, "seed=3", "data.seed=${seed}", "optim.lr=0.3,0.1"]
+    stacked_pair_and_single_runs(tmp_path, overrides, launcher=False)
+
+
 BEST = {
     "step sizes, Group DRO": ["optim.lr=0.3,0.1", "weighting=gdro"],
     "own step budgets": ["trainer.max_steps=50,120"],  # the shorter member's checkpoints end with it

@@ -116,7 +116,7 @@ def assemble(
         torch.set_float32_matmul_precision(cfg.run.matmul_precision)
     members = members or [cfg]
     if len(members) > 1:
-        check_ensemble(cfg)
+        check_ensemble(cfg, members)
     data = build(cfg, "data")
     inner_steps = chunk_length(cfg.run.inner_steps, data.batch_size)
     named_callbacks = build_named(cfg, "callbacks")
@@ -372,7 +372,7 @@ def member_callbacks(named_callbacks: dict, members: list[DictConfig]) -> list[M
     ]
 
 
-def check_ensemble(cfg: DictConfig) -> None:
+def check_ensemble(cfg: DictConfig, members: list[DictConfig]) -> None:
     """Stacked members share one batch stream, one data set and the run-wide callbacks; say which key
     breaks that."""
     if cfg.run.mitigation != "none":
@@ -381,7 +381,7 @@ def check_ensemble(cfg: DictConfig) -> None:
         )
     if cfg.data.get("batch_size") is not None:
         raise ConfigError("ensemble members must see the same batches: set data.batch_size=null (full batch)")
-    if "${seed}" in OmegaConf.to_yaml(cfg.data):
+    if "${seed}" in OmegaConf.to_yaml(cfg.data) and len({member.seed for member in members}) > 1:
         raise ConfigError("ensemble members must share the data, but data.seed follows seed: set data.seed")
     for name, node in sorted((cfg.callbacks or {}).items()):
         if node is None:

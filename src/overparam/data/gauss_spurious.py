@@ -8,11 +8,13 @@ from overparam.data.base import GroupDataModule, TensorSplit, encode_labels
 
 
 class GaussSpurious(GroupDataModule):
-    """x = [y·1/√d_c + core_noise·ε/√d_c, a·1/√d_s + spurious_noise·ε/√d_s, ε/√d_n] for y, a ∈ {±1}.
+    """x = [(s·y + core_noise·ε)/√d_c, (s·a + spurious_noise·ε)/√d_s, noise_scale·ε/√d_n] for y, a ∈ {±1}
+    and s = `signal`.
 
     Groups are (y, a) in the order (−,−), (−,+), (+,−), (+,+); `train_group_sizes` sets the training
-    correlation, val and test have `eval_group_size` points per group. Inputs are divided by the largest
-    training norm, so ‖x‖ ≤ 1 on the training set.
+    correlation, val and test have `eval_group_size` points per group. `input_norm=max_train` divides
+    the inputs by the largest training norm (‖x‖ ≤ 1 on the training set, seed 001 §7.1); `sqrt_d`
+    rescales each to ‖x‖ = √d (the wide-network design of §7.2, whose NTK is otherwise ill-conditioned).
     """
 
     group_names = ("y0_a0", "y0_a1", "y1_a0", "y1_a1")
@@ -31,8 +33,13 @@ class GaussSpurious(GroupDataModule):
         num_workers: int = 0,
         labels: str = "pm1",
         seed: int = 0,
+        signal: float = 1.0,
+        noise_scale: float = 1.0,
+        input_norm: str = "max_train",
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, labels, seed)
+        if input_norm not in ("max_train", "sqrt_d"):
+            raise ValueError(f"input_norm must be max_train or sqrt_d, got {input_norm!r}")
         if len(train_group_sizes) != 4 or min(train_group_sizes) < 1:
             raise ValueError(f"train_group_sizes must be 4 positive counts, got {list(train_group_sizes)!r}")
         if min(d_core, d_spurious) < 1 or d_noise < 0:
@@ -42,16 +49,18 @@ class GaussSpurious(GroupDataModule):
         self.train_group_sizes, self.eval_group_size = list(train_group_sizes), eval_group_size
         self.dims = (d_core, d_spurious, d_noise)
         self.core_noise, self.spurious_noise = core_noise, spurious_noise
+        self.signal, self.noise_scale, self.input_norm = signal, noise_scale, input_norm
 
     def sample(self, group_sizes: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         group = torch.repeat_interleave(torch.arange(4), torch.tensor(group_sizes))
         y, a = (group // 2) * 2.0 - 1, (group % 2) * 2.0 - 1
         d_c, d_s, d_n = self.dims
-        core = (y[:, None] + self.core_noise * torch.randn(len(y), d_c, generator=generator)) / d_c**0.5
-        spurious = (
-            a[:, None] + self.spurious_noise * torch.randn(len(y), d_s, generator=generator)
-        ) / d_s**0.5
-        noise = torch.randn(len(y), d_n, generator=generator) / max(d_n, 1) ** 0.5
+        core = self.signal * y[:, None] + self.core_noise * torch.randn(len(y), d_c, generator=generator)
+        spurious = self.signal * a[:, None] + self.spurious_noise * torch.randn(
+            len(y), d_s, generator=generator
+        )
+        noise = self.noise_scale * torch.randn(len(y), d_n, generator=generator) / max(d_n, 1) ** 0.5
+        core, spurious = core / d_c**0.5, spurious / d_s**0.5
         return torch.cat([core, spurious, noise], dim=1), group
 
     def build_splits(self):
@@ -60,5 +69,10 @@ class GaussSpurious(GroupDataModule):
             self.sample(sizes, gen)
             for sizes in (self.train_group_sizes, [self.eval_group_size] * 4, [self.eval_group_size] * 4)
         ]
-        scale = parts[0][0].norm(dim=1).max()
-        return tuple(TensorSplit(x / scale, encode_labels(g // 2, self.labels), g) for x, g in parts)
+        if self.input_norm == "sqrt_d":
+            scaled = [x * x.shape[1] ** 0.5 / x.norm(dim=1, keepdim=True) for x, _ in parts]
+        else:
+            scaled = [x / parts[0][0].norm(dim=1).max() for x, _ in parts]
+        return tuple(
+            TensorSplit(x, encode_labels(g // 2, self.labels), g) for x, (_, g) in zip(scaled, parts)
+        )
