@@ -175,8 +175,14 @@ def fitted_slope(frame: pd.DataFrame) -> float:
 def width(sweep_dir: Path):
     """sup_x |f_GRW(x) − f_ERM(x)| at convergence against the width, log-log, with fitted slopes: one line
     per method and setting of every other swept key, the mean over seeds with ± std bars."""
-    gaps = prediction_gaps(sweep_dir)
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    width_panel(ax, sweep_dir)
+    fig.tight_layout()
+    return fig
+
+
+def width_panel(ax, sweep_dir: Path) -> None:
+    gaps = prediction_gaps(sweep_dir)
     others = gaps[gaps["weighting"] != "erm"]
     settings = set(others.columns) - {"gap"}
     for weighting, setting, part in lines(others, ["weighting"], along="width", settings=settings):
@@ -188,10 +194,8 @@ def width(sweep_dir: Path):
         xscale="log",
         yscale="log",
         xlabel="width d",
-        ylabel="sup_x |f − f_ERM| on test images",
+        ylabel="sup_x |f − f_ERM| on test points",
         title="gap between each method and ERM against the width",
     )
     ticks_at(ax, gaps["width"])
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    ax.legend(fontsize=8)

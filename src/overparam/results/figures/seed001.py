@@ -145,3 +145,29 @@ def synthetic_table(sweep_dir: Path):
     )
     fig.tight_layout()
     return fig
+
+
+def wide(sweep_dir: Path):
+    """The wide-network study (§7.2): sup_x |f_GRW − f_ERM| on the test points against the width (mean ±
+    std over inits, fitted log-log slopes), and validation worst-group accuracy against the step at the
+    narrowest and the widest width (mean and range over inits)."""
+    from overparam.results.figures.seed000 import width_panel
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    width_panel(axes[0], sweep_dir)
+    logged = curves(sweep_dir)
+    widths = logged["model.width"].astype(int)
+    ends = logged[widths.isin([widths.min(), widths.max()])]
+    for label, part in by_setting(ends, ["weighting", "model.width"], LABELS):
+        band_line(
+            axes[1], part.dropna(subset=["val/worst_group_acc"]).groupby("step")["val/worst_group_acc"], label
+        )
+    axes[1].set(
+        xscale="log",
+        xlabel="optimizer step",
+        ylabel="worst-group accuracy (validation)",
+        title="worst-group accuracy, mean and range over inits",
+    )
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
