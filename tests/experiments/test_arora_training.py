@@ -92,6 +92,32 @@ def test_fig2_random_labels_raise_complexity_test_error_and_slow_training(tmp_pa
     assert residual[2] >= residual[1] >= residual[0]
 
 
+def check_fig2_claims(sweep_dir) -> None:
+    """G.1–G.3, G.7 on the whole sweep, averaged over seeds: the complexity measure, the test error and the
+    training residual at the budget rise with p (the CM within 2%), from error ≤ 0.05 at p = 0 to
+    chance at p = 1, and the test ℓ1 loss bounds the test error in every run."""
+    from overparam.results.figures.seed002 import fig2_table
+
+    table = fig2_table(sweep_dir)
+    assert (table["test/l1"] >= table["test/error"]).all()
+    mean = table.groupby("p")[["theory/complexity_measure", "test/error", "train/residual"]].mean()
+    cm, err, residual = (mean[column].to_numpy() for column in mean.columns)
+    assert (cm[1:] >= 0.98 * cm[:-1]).all() and cm[-1] / cm[0] >= 5
+    assert (residual[1:] >= 0.98 * residual[:-1]).all()
+    assert err[0] <= 0.05 and err[-1] >= 0.4 and (err[1:] >= err[:-1] - 0.05).all()
+
+
+@pytest.mark.slow
+def test_fig2_at_the_gallery_scale_with_five_seeds(tmp_path):
+    """`make figures ONLY=arora_fig2`: p ∈ {0, 0.2, …, 1} × 5 seeds, m = 2000, 3,000 steps."""
+    from conftest import run_cli
+
+    sweep = ["-m", "+experiment=arora_fig2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    result = run_cli([*sweep, "~callbacks.progress", f"hydra.sweep.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    check_fig2_claims(tmp_path)
+
+
 def test_a_step_size_beyond_the_stability_bound_ends_as_diverged_naming_the_largest_stable_one(tmp_path):
     cfg = compose_config(
         ["+experiment=arora_fig1", *DIGITS, *QUIET, "run.lr_scale=null", "optim.lr=1.0"], tmp_path

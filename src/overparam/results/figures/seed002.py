@@ -81,16 +81,23 @@ def test_l1_losses(sweep_dir: Path) -> dict[str, float]:
     return out
 
 
+def fig2_table(sweep_dir: Path) -> pd.DataFrame:
+    """Every run of the Fig. 2 sweep with its p, test error, test ℓ1 loss, final training residual and
+    complexity measure."""
+    table = collect(sweep_dir)
+    table["p"] = table["data.corruption"].astype(float)
+    table["test/l1"] = table["job"].map(test_l1_losses(sweep_dir))
+    table["test/error"] = 1 - table["test/avg_acc"]
+    # train/residual at the last step is in metrics.json already; the complexity is logged as a curve.
+    complexity = curves(sweep_dir).dropna(subset=["theory/complexity_measure"]).groupby("job")
+    return table.join(complexity["theory/complexity_measure"].last(), on="job")
+
+
 def fig2(sweep_dir: Path):
     """Against the fraction p of random labels: (a) training residual at the step budget, (b) test error and
     test ℓ1 loss, (c) the complexity measure sqrt(2yᵀ(H∞)⁻¹y/n); mean ± std over seeds, one line per
     setting of every other swept key."""
-    table = collect(sweep_dir)
-    table["p"] = table["data.corruption"].astype(float)
-    table["test/l1"] = table["job"].map(test_l1_losses(sweep_dir))
-    # train/residual at the last step is in metrics.json already; the complexity is logged as a curve.
-    complexity = curves(sweep_dir).dropna(subset=["theory/complexity_measure"]).groupby("job")
-    table = table.join(complexity["theory/complexity_measure"].last(), on="job")
+    table = fig2_table(sweep_dir)
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     panels = [
         (axes[0], "train/residual", ""),
@@ -98,7 +105,6 @@ def fig2(sweep_dir: Path):
         (axes[1], "test/l1", "test ℓ1 loss"),
         (axes[2], "theory/complexity_measure", ""),
     ]
-    table["test/error"] = 1 - table["test/avg_acc"]
     for _, setting, part in lines(table, [], along="p", settings=set(table.columns) - {"p"}):
         for ax, column, name in panels:
             summary = part.groupby("p")[column].agg(["mean", "std"])
