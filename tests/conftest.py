@@ -111,6 +111,20 @@ def run_cli(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeout:
     )
 
 
+def gallery_sweep(experiment: str, sweep_dir: Path) -> None:
+    """Every line of docs/gallery.txt for `experiment`, run as `make figures` runs it, into `sweep_dir`: a
+    slow test then asserts the paper's claim at exactly the gallery's scale."""
+    lines = (ROOT / "docs" / "gallery.txt").read_text().splitlines()
+    sweeps = [line.split()[1:] for line in lines if line.split()[:1] == [experiment]]
+    assert sweeps, f"docs/gallery.txt has no line for {experiment}"
+    for overrides in sweeps:
+        named = any(o.startswith("hydra/launcher=") for o in overrides)
+        launcher = [] if named else ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+        args = ["-m", f"+experiment={experiment}", *overrides, "callbacks.checkpoint=null", *launcher]
+        result = run_cli([*args, f"hydra.sweep.dir={sweep_dir}"], timeout=4 * 3600)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"

@@ -110,11 +110,9 @@ def check_fig2_claims(sweep_dir) -> None:
 @pytest.mark.slow
 def test_fig2_at_the_gallery_scale_with_five_seeds(tmp_path):
     """`make figures ONLY=arora_fig2`: p ∈ {0, 0.2, …, 1} × 5 seeds, m = 2000, 3,000 steps."""
-    from conftest import run_cli
+    from conftest import gallery_sweep
 
-    sweep = ["-m", "+experiment=arora_fig2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    result = run_cli([*sweep, "~callbacks.progress", f"hydra.sweep.dir={tmp_path}"])
-    assert result.returncode == 0, result.stderr[-2000:]
+    gallery_sweep("arora_fig2", tmp_path)
     check_fig2_claims(tmp_path)
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.func import functional_call, jacrev, vmap
 
-from conftest import QUIET_ASYM, compose_config, record_overrides, run_cli, sphere
+from conftest import QUIET_ASYM, compose_config, gallery_sweep, record_overrides, sphere
 from overparam.batched.stack import run_stacked
 from overparam.data.classes import FeatureFile, OneHotDigits
 from overparam.data.regression import RegressionTable, SimulatedSines
@@ -227,10 +227,7 @@ def check_fig1_claims(sweep_dir) -> None:
 @pytest.mark.slow
 def test_fig1_at_the_papers_scale(tmp_path):
     """`make figures ONLY=asym_sim`: five node scalings × five inits, 50,000 GD steps (≈ 14 minutes)."""
-    result = run_cli(
-        ["-m", "+experiment=asym_sim", "hydra/launcher=batched", *QUIET_ASYM, f"hydra.sweep.dir={tmp_path}"]
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    gallery_sweep("asym_sim", tmp_path)
     check_fig1_claims(tmp_path)
 
 
@@ -402,9 +399,7 @@ def check_fig2_claims(sweep_dir) -> None:
 @pytest.mark.slow
 def test_fig2_on_concrete_at_the_papers_scale(tmp_path):
     """`make figures ONLY=asym_regression`: four node scalings × five inits, 100,000 GD steps."""
-    sweep = ["-m", "+experiment=asym_regression", "hydra/launcher=batched", *QUIET_ASYM]
-    result = run_cli([*sweep, f"hydra.sweep.dir={tmp_path}"])
-    assert result.returncode == 0, result.stderr[-2000:]
+    gallery_sweep("asym_regression", tmp_path)
     check_fig2_claims(tmp_path)
 
 
@@ -439,8 +434,5 @@ def test_feature_learning_grows_with_the_departure_from_ntk_scaling(tmp_path):
 @pytest.mark.slow
 def test_the_grid_at_the_gallery_scale(tmp_path):
     """`make figures ONLY=asym_grid`: 24 (γ, α) × 3 inits, 10,000 steps."""
-    result = run_cli(
-        ["-m", "+experiment=asym_grid", "hydra/launcher=batched", *QUIET_ASYM, f"hydra.sweep.dir={tmp_path}"]
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    gallery_sweep("asym_grid", tmp_path)
     check_grid_claims(tmp_path)

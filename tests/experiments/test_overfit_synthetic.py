@@ -114,16 +114,9 @@ def check_regularization_table(sweep_dir) -> None:
 def test_regularization_table_at_the_specs_scale(tmp_path):
     """`make figures ONLY=overfit_synthetic_regularization`: ERM, IW, Group DRO × μ × 3 seeds, n = 200,
     d = 1020, 3·10^5 steps."""
-    from conftest import run_cli
+    from conftest import gallery_sweep
 
-    sweep = [
-        "-m",
-        "+experiment=overfit_synthetic_regularization",
-        "hydra/launcher=batched",
-        "~callbacks.progress",
-    ]
-    result = run_cli([*sweep, f"hydra.sweep.dir={tmp_path}"])
-    assert result.returncode == 0, result.stderr[-2000:]
+    gallery_sweep("overfit_synthetic_regularization", tmp_path)
     check_regularization_table(tmp_path)
 
 
