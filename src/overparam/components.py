@@ -4,11 +4,13 @@ Trainer with its callbacks and loggers. Every failure of a group becomes one sen
 from __future__ import annotations
 
 import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning as L
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class, get_method, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
@@ -100,6 +102,14 @@ def plain_partial(function):
     return function
 
 
+def build_loss(cfg: DictConfig, data) -> Callable:
+    """The per-sample loss of `cfg.loss`; a loss that reweights by class (a `class_counts` parameter) gets
+    the training set's counts."""
+    takes_counts = "class_counts" in inspect.signature(get_method(cfg.loss._target_)).parameters
+    facts = {"class_counts": data.train_class_counts} if takes_counts else {}
+    return plain_partial(build(cfg, "loss", **facts))
+
+
 def assemble(
     cfg: DictConfig,
     resuming: bool,
@@ -142,7 +152,7 @@ def assemble(
         check_fits(nets, data, trainer.strategy.root_device, memory_budget)
     if reweighters[0].sample_weights(data.train.group) is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
-    loss_fns = [plain_partial(instantiate(member.loss)) for member in members]
+    loss_fns = [build_loss(member, data) for member in members]
     factories = [
         member_optimizer(member, data, net, reweighter, loss_fn)
         for member, net, reweighter, loss_fn in zip(members, nets, reweighters, loss_fns)

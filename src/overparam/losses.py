@@ -38,6 +38,34 @@ def logistic(outputs: Tensor, targets: Tensor) -> Tensor:
     return F.softplus(-targets.to(outputs.dtype) * outputs.squeeze(-1))
 
 
+def true_class_log_probability(outputs: Tensor, targets: Tensor) -> Tensor:
+    """log p_y: the log-softmax at the target class for (n, C) outputs, log σ(y·f) for a scalar output and
+    ±1 targets."""
+    if outputs.shape[-1] == 1:
+        return -F.softplus(-targets.to(outputs.dtype) * outputs.squeeze(-1))
+    return F.log_softmax(outputs, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+
+
+def focal(outputs: Tensor, targets: Tensor, gamma: float) -> Tensor:
+    """Focal loss (Lin et al. 2017): −(1 − p_y)^γ log p_y, which down-weights the examples already fit;
+    γ = 0 is the cross-entropy (the logistic loss for a scalar output)."""
+    log_p = true_class_log_probability(outputs, targets)
+    return -(-torch.expm1(log_p)).pow(gamma) * log_p
+
+
+def class_balanced(outputs: Tensor, targets: Tensor, base, beta: float, class_counts: Tensor) -> Tensor:
+    """Class-balanced loss (Cui et al. 2019): the `base` loss of each example times
+    w_y = (1 − β)/(1 − β^{n_y}), the inverse effective number of its class's n_y training examples,
+    with w normalized to sum to the number of classes. β = 0 is the base loss; β → 1 weights by 1/n_y."""
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+    counts = class_counts.to(torch.float64)
+    weights = (1 - beta) / (1 - beta**counts) if beta > 0 else torch.ones_like(counts)
+    weights = weights * len(weights) / weights.sum()
+    classes = targets.long() if outputs.shape[-1] > 1 else (targets > 0).long()  # ±1 and 0/1 alike
+    return weights.to(device=outputs.device, dtype=outputs.dtype)[classes] * base(outputs, targets)
+
+
 POLY_LEFT_BRANCHES = ("vshift", "hshift", "c1")
 
 

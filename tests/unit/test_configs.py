@@ -60,9 +60,11 @@ def test_every_option_composes_and_instantiates(option, tmp_path):
         optimizer = instantiate(node)([torch.nn.Parameter(torch.zeros(2))])
         assert optimizer.param_groups[0]["lr"] == node.lr
     elif group == "loss":
-        outputs = torch.randn(3, 2) if name == "cross_entropy" else torch.randn(3, 1)
-        targets = torch.tensor([0, 1, 1]) if name == "cross_entropy" else torch.tensor([-1.0, 1.0, 1.0])
-        losses = instantiate(node)(outputs, targets)
+        classes = name in ("cross_entropy", "class_balanced")  # the latter's base: the cross-entropy
+        outputs = torch.randn(3, 2) if classes else torch.randn(3, 1)
+        targets = torch.tensor([0, 1, 1]) if classes else torch.tensor([-1.0, 1.0, 1.0])
+        facts = {"class_counts": torch.tensor([1, 2])} if name == "class_balanced" else {}
+        losses = instantiate(node, **facts)(outputs, targets)
         assert losses.shape == (3,) and bool((losses >= 0).all())
     elif group == "trainer" and node.accelerator == "gpu" and not torch.cuda.is_available():
         assert node.precision == "bf16-mixed"  # composes; building it needs a GPU

@@ -105,6 +105,13 @@ class GroupDataModule(L.LightningDataModule):
         return torch.bincount(self.train.group, minlength=self.n_groups)
 
     @property
+    def train_class_counts(self) -> Tensor:
+        """Training examples per class (a scalar target's class: whether it exceeds `label_threshold`)."""
+        y = self.train.y
+        classes = y.long() if self.labels == "index" else (y > self.label_threshold).long()
+        return torch.bincount(classes, minlength=self.n_classes)
+
+    @property
     def n_outputs(self) -> int:
         return self.n_classes if self.labels == "index" else 1
 
