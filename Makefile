@@ -38,11 +38,13 @@ bench: setup
 
 # Regenerates the README gallery: each sweep of docs/gallery.txt, then its plot into docs/figures/.
 # `make figures ONLY=minimizer_fig2` runs the lines of one experiment. A line that names its launcher
-# (hydra/launcher=batched: stacked groups) keeps it; the others run two jobs at a time (joblib).
+# (hydra/launcher=batched: stacked groups) keeps it; the others run two jobs at a time (joblib). Lines
+# keep no best checkpoint unless they set callbacks.checkpoint (a figure of early-stopped models does).
 figures: setup
 	grep -v '^#' docs/gallery.txt | grep -E '^$(if $(ONLY),$(ONLY)( |$$),[a-z])' | while read -r experiment overrides; do \
 	  case "$$overrides" in *hydra/launcher=*) launcher="";; *) launcher="hydra/launcher=joblib hydra.launcher.n_jobs=2";; esac; \
-	  $(BIN)/python train.py -m +experiment=$$experiment $$overrides callbacks.checkpoint=null \
+	  case "$$overrides" in *callbacks.checkpoint*) checkpoint="";; *) checkpoint="callbacks.checkpoint=null";; esac; \
+	  $(BIN)/python train.py -m +experiment=$$experiment $$overrides $$checkpoint \
 	    $$launcher hydra.sweep.dir=multirun/$$experiment/gallery && \
 	  $(BIN)/python -m overparam.results multirun/$$experiment/gallery --out docs/figures || exit 1; \
 	done

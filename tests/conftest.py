@@ -120,7 +120,9 @@ def gallery_sweep(experiment: str, sweep_dir: Path) -> None:
     for overrides in sweeps:
         named = any(o.startswith("hydra/launcher=") for o in overrides)
         launcher = [] if named else ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-        args = ["-m", f"+experiment={experiment}", *overrides, "callbacks.checkpoint=null", *launcher]
+        keeps = any(o.startswith("callbacks.checkpoint") for o in overrides)
+        checkpoint = [] if keeps else ["callbacks.checkpoint=null"]
+        args = ["-m", f"+experiment={experiment}", *overrides, *checkpoint, *launcher]
         result = run_cli([*args, f"hydra.sweep.dir={sweep_dir}"], timeout=4 * 3600)
         assert result.returncode == 0, result.stderr[-2000:]
 

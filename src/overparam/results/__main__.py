@@ -68,7 +68,10 @@ def main() -> None:
     print(f"wrote results, curves (.csv, .parquet) and summary.csv in {args.sweep_dir}")
     for figure in declared_figures(args.sweep_dir):
         module, name = figure.rsplit(".", 1)
-        fig = getattr(importlib.import_module(module), name)(args.sweep_dir)
+        try:
+            fig = getattr(importlib.import_module(module), name)(args.sweep_dir)
+        except ValueError as error:  # a sweep that cannot make this figure says why in one sentence
+            parser.exit(1, f"cannot draw {figure}: {error}\n")
         out = (args.out or args.sweep_dir) / f"{module.rsplit('.', 1)[-1]}_{name}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=130, bbox_inches="tight")

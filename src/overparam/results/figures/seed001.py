@@ -113,6 +113,10 @@ def synthetic_table_frame(sweep_dir: Path) -> pd.DataFrame:
     """Per method and μ (and setting of every other swept key): final training loss and worst-group test
     accuracy, and the early-stopped one."""
     table = collect(sweep_dir)
+    if "best/test/worst_group_acc" not in table:
+        raise ValueError(
+            f"{sweep_dir} holds no best-checkpoint metrics: the early-stopped column needs a checkpoint"
+        )
     table["run.l2_to_init"] = table["run.l2_to_init"].astype(float) if "run.l2_to_init" in table else 0.0
     metrics = ["train/loss", "test/worst_group_acc", "best/test/worst_group_acc"]
     by = ["weighting", "run.l2_to_init"]
