@@ -89,6 +89,7 @@ def test_real_data_experiments_use_the_papers_settings():
     assert (celeba.optim.lr, celeba.optim.momentum, celeba.data.batch_size) == (1e-3, 0.9, 400)
     assert celeba.trainer.max_epochs == 250 and celeba.model.pretrained is False
     assert (celeba.data.target, celeba.data.spurious) == ("Blond_Hair", "Male")
+    assert celeba.weighting.missing_groups == "drop"  # the authors' code: an absent group leaves the step
     birds = compose_config(["+experiment=iw_waterbirds"])
     assert (birds.optim.lr, birds.data.batch_size, birds.trainer.max_epochs) == (1e-4, 128, 500)
     assert birds.model.pretrained is True and birds.weighting.mode == "sampler"

@@ -237,3 +237,27 @@ def test_chi2_weights_of_stacked_rows_equal_each_row_solved_alone():
     for k in range(5):
         torch.testing.assert_close(stacked[k], chi2_weights(losses[k], float(rho[k])), rtol=1e-12, atol=1e-14)
     assert not torch.allclose(stacked[0], stacked[1])
+
+
+@pytest.mark.parametrize(
+    "rule,expected",
+    [
+        # Three groups with uniform g and zero losses (so g stays 1/3); the batch holds groups 0, 0, 1.
+        ("drop", [1 / 6, 1 / 6, 1 / 3]),  # the authors' Σ_k g_k L_k: group 2's third leaves the step
+        ("share", [1 / 4, 1 / 4, 1 / 2]),  # its third goes to the groups present: q on the simplex
+    ],
+)
+def test_group_dro_with_a_group_missing_from_the_batch(rule, expected):
+    gdro = GroupDRO(3, torch.tensor([10, 10, 10]), 30, eta=0.5, missing_groups=rule)
+    q = gdro(torch.zeros(3, dtype=torch.float64), torch.tensor([0, 0, 1]), torch.arange(3))
+    torch.testing.assert_close(q, torch.tensor(expected, dtype=torch.float64))
+
+
+def test_group_dro_rules_agree_when_every_group_is_in_the_batch():
+    losses, groups = torch.tensor([0.3, 1.2, 0.7, 2.0], dtype=torch.float64), torch.tensor([0, 1, 2, 1])
+    drop, share = (
+        GroupDRO(3, torch.tensor([4, 4, 4]), 12, eta=0.5, missing_groups=r) for r in ("drop", "share")
+    )
+    torch.testing.assert_close(drop(losses, groups, torch.arange(4)), share(losses, groups, torch.arange(4)))
+    with pytest.raises(ValueError, match="missing_groups must be one of share, drop"):
+        GroupDRO(3, torch.tensor([4, 4, 4]), 12, eta=0.5, missing_groups="ignore")

@@ -55,18 +55,18 @@ class Reweighter(StepEvents, nn.Module):
         return {}
 
 
-def spread_over_groups(group_mass: Tensor, groups: Tensor) -> Tensor:
+def spread_over_groups(group_mass: Tensor, groups: Tensor, renormalize: bool = True) -> Tensor:
     """Give each sample its group's mass divided evenly among the group's members in the batch (the mass
-    of the last dimension; leading dimensions are members of a stacked model).
+    of the last dimension; leading dimensions are members of a stacked model): g_k / |B ∩ D_k|.
 
-    Groups absent from the batch have no one to carry their mass, so the result is renormalised over the
-    groups present (the simplex contract); with every group present it is exactly g_k / |B ∩ D_k|.
+    Groups absent from the batch have no one to carry their mass: by default the result is renormalised
+    over the groups present (the simplex contract); with `renormalize=False` their mass drops out of the
+    batch's objective (Σq = 1 − the absent mass). With every group present the two agree.
     """
     counts = group_membership(groups, group_mass.shape[-1], group_mass.dtype).sum(0)
     present_mass = torch.where(counts > 0, group_mass, torch.zeros_like(group_mass))
-    per_sample = present_mass / counts.clamp(min=1)
-    q = per_sample[..., groups]
-    return q / q.sum(-1, keepdim=True)
+    q = (present_mass / counts.clamp(min=1))[..., groups]
+    return q / q.sum(-1, keepdim=True) if renormalize else q
 
 
 def group_membership(groups: Tensor, n_groups: int, dtype: torch.dtype) -> Tensor:

@@ -7,6 +7,8 @@ from torch import Tensor
 
 from overparam.weighting.base import Reweighter, group_membership, spread_over_groups
 
+MISSING_GROUPS = ("share", "drop")
+
 
 class GroupDRO(Reweighter):
     """g ← g ⊙ exp(η_q · L_k), normalised, every step; q_i = g_k / |B ∩ D_k| (seed 001 eq. 3).
@@ -15,13 +17,24 @@ class GroupDRO(Reweighter):
     relative to the others, as in the authors' code). The update uses the losses at the current
     parameters, before the objective Σ_i q_i ℓ_i is formed. Under DDP the per-group sums and counts are
     all-reduced first, so every rank holds the same g.
+
+    A group absent from a mini-batch: `missing_groups=drop` (the authors' code, whose objective is
+    Σ_k g_k L_k) leaves its mass out of that step's objective; `share` hands it to the groups present
+    (q stays in the simplex; that step is 1/(1 − g_absent) larger). Full batches see every group.
     """
 
-    def __init__(self, n_groups: int, group_counts: Tensor, n_train: int, eta: float) -> None:
+    def __init__(
+        self, n_groups: int, group_counts: Tensor, n_train: int, eta: float, missing_groups: str = "share"
+    ) -> None:
         super().__init__(n_groups, group_counts, n_train)
         if not isinstance(eta, (int, float)) or not eta > 0:
             raise ValueError(f"eta must be a number > 0 (the group-weight step size η_q), got {eta!r}")
+        if missing_groups not in MISSING_GROUPS:
+            raise ValueError(
+                f"missing_groups must be one of {', '.join(MISSING_GROUPS)}, got {missing_groups!r}"
+            )
         self.eta = float(eta)
+        self.missing_groups = missing_groups
         self.register_buffer("g", torch.full((n_groups,), 1.0 / n_groups))
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
@@ -42,7 +55,9 @@ class GroupDRO(Reweighter):
         g = torch.softmax(torch.log(g) + eta[:, None] * group_loss, dim=1)
         for member, row in zip(members, g):
             member.g.copy_(row)
-        return spread_over_groups(g, groups).to(losses.dtype)
+        return spread_over_groups(g, groups, renormalize=members[0].missing_groups == "share").to(
+            losses.dtype
+        )
 
     def max_weight(self) -> float:
         return 1.0 / self.smallest_group  # all of g on the smallest group
