@@ -21,8 +21,6 @@ def build(name: str, in_shape: tuple[int, ...], out: int) -> torch.nn.Module:
     for key, value in SMALL.items():
         if key in node:
             node[key] = value
-    if "base" in node:
-        node.base.width = 16
     torch.manual_seed(0)
     return instantiate(node, in_shape=in_shape, out_features=out)
 
