@@ -369,7 +369,7 @@ REGRESSION_ORDER = ["γ = 1 (iid)", "γ = 0.5, α = 0.7", "γ = 0.2, α = 0.5", 
 
 
 def check_fig2_claims(sweep_dir) -> None:
-    """Spec R1–R3, P1–P3 and X1 on concrete at the paper's 100,000 steps, averaged over inits."""
+    """Spec R1–R3, P1–P3 and X1 on concrete, averaged over inits."""
     table = seed004.runs(sweep_dir)
     columns = ["probe/max_weight_change", "probe/ntg_change", "train_eval/loss"]
     stats = table.groupby("scaling")[columns].agg(["mean", "std"]).loc[REGRESSION_ORDER]
@@ -397,8 +397,9 @@ def check_fig2_claims(sweep_dir) -> None:
 
 
 @pytest.mark.slow
-def test_fig2_on_concrete_at_the_papers_scale(tmp_path):
-    """`make figures ONLY=asym_regression`: four node scalings × five inits, 100,000 GD steps."""
+def test_fig2_on_concrete_at_the_gallery_scale(tmp_path):
+    """`make figures ONLY=asym_regression`: four node scalings × 2 inits, 20,000 GD steps (the paper's
+    100,000 × 5 take about 1.5 hours here; drop the gallery line's overrides to check them there)."""
     gallery_sweep("asym_regression", tmp_path)
     check_fig2_claims(tmp_path)
 
