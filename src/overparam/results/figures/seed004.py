@@ -145,7 +145,8 @@ def grid(sweep_dir: Path):
         ("train_eval/loss", "final training risk"),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
-    settings = override_keys(table["job"])
+    # α moves a point along its γ's line (γ = 1's α all sit at the left end), so it draws no line of its own.
+    settings = override_keys(table["job"]) - {"model.alpha"}
     for ax, (column, label) in zip(axes, panels):
         for gamma, setting, part in lines(table, ["gamma"], along="departure", settings=settings):
             summary = part.groupby("departure")[column].agg(["mean", "std"]).reset_index()
