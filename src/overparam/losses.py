@@ -38,18 +38,10 @@ def logistic(outputs: Tensor, targets: Tensor) -> Tensor:
     return F.softplus(-targets.to(outputs.dtype) * outputs.squeeze(-1))
 
 
-def true_class_log_probability(outputs: Tensor, targets: Tensor) -> Tensor:
-    """log p_y: the log-softmax at the target class for (n, C) outputs, log σ(y·f) for a scalar output and
-    ±1 targets."""
-    if outputs.shape[-1] == 1:
-        return -F.softplus(-targets.to(outputs.dtype) * outputs.squeeze(-1))
-    return F.log_softmax(outputs, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
-
-
 def focal(outputs: Tensor, targets: Tensor, gamma: float) -> Tensor:
     """Focal loss (Lin et al. 2017): −(1 − p_y)^γ log p_y, which down-weights the examples already fit;
     γ = 0 is the cross-entropy (the logistic loss for a scalar output)."""
-    log_p = true_class_log_probability(outputs, targets)
+    log_p = -(logistic(outputs, targets) if outputs.shape[-1] == 1 else cross_entropy(outputs, targets))
     return -(-torch.expm1(log_p)).pow(gamma) * log_p
 
 

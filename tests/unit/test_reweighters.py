@@ -264,3 +264,14 @@ def test_group_dro_rules_agree_when_every_group_is_in_the_batch():
     torch.testing.assert_close(drop(losses, groups, torch.arange(4)), share(losses, groups, torch.arange(4)))
     with pytest.raises(ValueError, match="missing_groups must be one of share, drop"):
         GroupDRO(3, torch.tensor([4, 4, 4]), 12, eta=0.5, missing_groups="ignore")
+
+
+def test_stacked_group_dro_applies_each_members_own_missing_group_rule():
+    members = [
+        GroupDRO(3, torch.tensor([10, 10, 10]), 30, eta=0.5, missing_groups=r) for r in ("drop", "share")
+    ]
+    q = GroupDRO.stacked(
+        members, torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0, 0, 1]), torch.arange(3)
+    )
+    expected = torch.tensor([[1 / 6, 1 / 6, 1 / 3], [1 / 4, 1 / 4, 1 / 2]], dtype=torch.float64)
+    torch.testing.assert_close(q, expected)

@@ -72,7 +72,8 @@ class GaussSpurious(GroupDataModule):
         if self.input_norm == "sqrt_d":
             scaled = [x * x.shape[1] ** 0.5 / x.norm(dim=1, keepdim=True) for x, _ in parts]
         else:
-            scaled = [x / parts[0][0].norm(dim=1).max() for x, _ in parts]
+            largest_train_norm = parts[0][0].norm(dim=1).max()
+            scaled = [x / largest_train_norm for x, _ in parts]
         return tuple(
             TensorSplit(x, encode_labels(g // 2, self.labels), g) for x, (_, g) in zip(scaled, parts)
         )

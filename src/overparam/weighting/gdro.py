@@ -55,9 +55,9 @@ class GroupDRO(Reweighter):
         g = torch.softmax(torch.log(g) + eta[:, None] * group_loss, dim=1)
         for member, row in zip(members, g):
             member.g.copy_(row)
-        return spread_over_groups(g, groups, renormalize=members[0].missing_groups == "share").to(
-            losses.dtype
-        )
+        q = spread_over_groups(g, groups, renormalize=False)
+        share = torch.tensor([member.missing_groups == "share" for member in members], device=q.device)
+        return torch.where(share[:, None], q / q.sum(-1, keepdim=True), q).to(losses.dtype)
 
     def max_weight(self) -> float:
         return 1.0 / self.smallest_group  # all of g on the smallest group
