@@ -136,3 +136,13 @@ def sphere(n: int, d: int, seed: int = 0) -> torch.Tensor:
     """n points uniform on the unit sphere S^{d−1} in float64 (seed 004's Assumption 2.1)."""
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return x / x.norm(dim=1, keepdim=True)
+
+
+class TrainingFacts:
+    """The facts of a training set as `components.build_reweighter` reads them from a datamodule."""
+
+    def __init__(self, groups: torch.Tensor, classes: torch.Tensor, batch_size: int | None = 32) -> None:
+        self.train = type("Split", (), {"group": groups})()
+        self.train_classes, self.batch_size = classes, batch_size
+        self.n_groups, self.n_train = int(groups.max()) + 1, len(groups)
+        self.group_counts = torch.bincount(groups, minlength=self.n_groups)

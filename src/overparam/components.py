@@ -102,12 +102,35 @@ def plain_partial(function):
     return function
 
 
+def requested_facts(cfg: DictConfig, group: str, facts: dict[str, Callable]) -> dict:
+    """The facts about the data that `cfg.<group>`'s target asks for by a parameter of that name (each
+    computed only when asked). An unknown target asks for none: `build` then names it."""
+    try:
+        parameters = inspect.signature(get_method(cfg[group]._target_)).parameters
+    except Exception:  # noqa: BLE001 - reported by `build` in one sentence
+        return {}
+    return {name: fact() for name, fact in facts.items() if name in parameters}
+
+
 def build_loss(cfg: DictConfig, data) -> Callable:
-    """The per-sample loss of `cfg.loss`; a loss that reweights by class (a `class_counts` parameter) gets
-    the training set's counts."""
-    takes_counts = "class_counts" in inspect.signature(get_method(cfg.loss._target_)).parameters
-    facts = {"class_counts": data.train_class_counts} if takes_counts else {}
+    """The per-sample loss of `cfg.loss`; a loss that reweights by class gets the training set's
+    `class_counts`."""
+    facts = requested_facts(cfg, "loss", {"class_counts": lambda: data.train_class_counts})
     return plain_partial(build(cfg, "loss", **facts))
+
+
+def build_reweighter(cfg: DictConfig, data):
+    """The reweighter of `cfg.weighting`, built with the training set's facts: every one gets `n_groups`,
+    `group_counts`, `n_train`; one that asks gets each sample's `train_groups` and `train_classes`, the
+    run's `batch_size` (None: full batch) and its `seed` (draws of its own)."""
+    optional = {
+        "seed": lambda: cfg.seed,
+        "train_groups": lambda: data.train.group,
+        "train_classes": lambda: data.train_classes,
+        "batch_size": lambda: data.batch_size,
+    }
+    facts = {"n_groups": data.n_groups, "group_counts": data.group_counts, "n_train": data.n_train}
+    return build(cfg, "weighting", **facts, **requested_facts(cfg, "weighting", optional))
 
 
 def assemble(
@@ -144,8 +167,7 @@ def assemble(
     )
     set_up(data)
     nets = member_networks(cfg, members, data)
-    facts = {"n_groups": data.n_groups, "group_counts": data.group_counts, "n_train": data.n_train}
-    reweighters = [build(member, "weighting", **facts) for member in members]
+    reweighters = [build_reweighter(member, data) for member in members]
     if trainer.precision == "64-true":  # before a checkpoint is restored into them, not after (rounding)
         nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
     if len(nets) > 1:

@@ -9,7 +9,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF, compose_config
+from conftest import CONF, TrainingFacts, compose_config
+from overparam.components import build_reweighter
 
 OPTIONS = sorted(p for p in CONF.glob("*/*.yaml") if p.parent.name not in ("experiment", "hydra"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -53,7 +54,10 @@ def test_every_option_composes_and_instantiates(option, tmp_path):
         net = instantiate(node, in_shape=in_shape, out_features=1)  # every family has a scalar-output form
         assert net(torch.randn(2, *in_shape)).shape == (2, 1)
     elif group == "weighting":
-        reweighter = instantiate(node, n_groups=4, group_counts=torch.tensor([5, 3, 2, 6]), n_train=16)
+        groups = torch.tensor([0] * 5 + [1] * 3 + [2] * 2 + [3] * 6)
+        reweighter = build_reweighter(
+            compose_config([f"weighting={name}"]), TrainingFacts(groups, groups // 2)
+        )
         q = reweighter(torch.rand(8), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]), torch.arange(8))
         assert torch.isclose(q.sum(), torch.tensor(1.0))
     elif group == "optim":

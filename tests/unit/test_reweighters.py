@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import CONF, compose_config
+from conftest import CONF, TrainingFacts, compose_config
 from overparam.weighting.gdro import GroupDRO
 from overparam.weighting.iw import ImportanceWeighting
 
@@ -16,9 +18,22 @@ COUNTS = torch.tensor([40, 10, 5, 45])
 GROUPS = torch.repeat_interleave(torch.arange(4), COUNTS)  # the full training set, group-sorted
 
 
-def build(path):
-    node = compose_config([f"weighting={path.stem}"]).weighting
-    return instantiate(node, n_groups=4, group_counts=COUNTS, n_train=int(COUNTS.sum()))
+CLASSES = GROUPS // 2  # groups (class, attribute): 0 and 1 are class 0, 2 and 3 class 1
+
+
+def build(path, batch_size: int | None = 32, data: TrainingFacts | None = None):
+    from overparam.components import build_reweighter
+
+    cfg = compose_config([f"weighting={path.stem}"] if isinstance(path, Path) else [f"weighting={path}"])
+    return build_reweighter(cfg, data or TrainingFacts(GROUPS, CLASSES, batch_size))
+
+
+def draw_batch(reweighter, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A mini-batch's positions as the datamodule draws them: by the reweighter's sampler when it has one."""
+    weights = reweighter.sample_weights(GROUPS)
+    if weights is None:
+        return torch.randint(0, len(GROUPS), (size,), generator=generator)
+    return torch.multinomial(weights.double(), size, replacement=True, generator=generator)
 
 
 @pytest.mark.parametrize("path", WEIGHTINGS, ids=lambda p: p.stem)
@@ -27,7 +42,7 @@ def test_weights_lie_on_the_simplex(path):
     reweighter = build(path)
     generator = torch.Generator().manual_seed(0)
     for _ in range(5):
-        batch = torch.randint(0, len(GROUPS), (32,), generator=generator)
+        batch = draw_batch(reweighter, 32, generator)
         losses = torch.rand(32, generator=generator) * 3
         q = reweighter(losses, GROUPS[batch], batch)
         assert q.shape == (32,) and bool((q >= 0).all())
@@ -153,6 +168,7 @@ def test_jtt_upweights_the_error_set_of_its_first_stage_and_restarts_the_model(t
             "weighting=jtt",
             "weighting.identification_steps=30",
             "weighting.upweight=20",
+            "weighting.mode=loss",
             "trainer.max_epochs=3",
             "+callbacks.probe._target_=test_reweighters.InitProbe",
         ],
@@ -166,11 +182,76 @@ def test_jtt_upweights_the_error_set_of_its_first_stage_and_restarts_the_model(t
     )
     assert bool(stage) and 0 < int(error_set.sum()) < len(error_set) // 2
     assert InitProbe.restarted  # the network went back to θ0 at the switch
-    jtt = instantiate(cfg.weighting, n_groups=4, group_counts=COUNTS, n_train=len(error_set))
+    jtt = instantiate(cfg.weighting, n_groups=4, group_counts=COUNTS, n_train=len(error_set), batch_size=128)
     jtt.at_event_step(FakeTraining(error_set))
     index = torch.arange(len(error_set))
     q = jtt(torch.ones(len(error_set)), torch.zeros(len(error_set), dtype=torch.long), index)
     assert torch.isclose(q[error_set][0] / q[~error_set][0], torch.tensor(20.0))
+
+
+def test_jtt_on_mini_batches_draws_stage_two_from_its_error_set_from_the_first_batch_on(tmp_path):
+    """mode=auto on mini-batches is the sampler: stage 1 draws exactly the batches of ERM, and from the first
+    batch after the switch (one epoch here: 3000 images in batches of 128) every draw is from E (λ_up =
+    10^9 leaves the others a chance of about 10^-5 per draw)."""
+    from conftest import QUIET_NO_CHECKPOINTS
+    from overparam.entry import execute
+
+    drawn = {}
+    jtt = ["weighting=jtt", "weighting.upweight=1e9", "weighting.identification_steps=24"]
+    for name, weighting in (("erm", ["weighting=erm"]), ("jtt", jtt)):
+        args = [*QUIET_NO_CHECKPOINTS, *weighting, "trainer.max_steps=40"]
+        execute(
+            compose_config(
+                [*args, "+callbacks.batches._target_=test_reweighters.BatchProbe"], tmp_path / name
+            )
+        )
+        drawn[name] = BatchProbe.drawn.copy()
+    assert all(torch.equal(drawn["jtt"][step], drawn["erm"][step]) for step in range(24))
+    stage_two = torch.cat([drawn["jtt"][step] for step in range(24, 40)])
+    error_set = BatchProbe.error_set
+    assert 0 < int(error_set.sum()) < len(error_set) // 2 and bool(error_set[stage_two].all())
+
+
+class BatchProbe(L.Callback):
+    """Records each step's batch positions, and the reweighter's error set at the end."""
+
+    drawn: dict = {}
+
+    def on_fit_start(self, trainer, pl_module):
+        BatchProbe.drawn = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        BatchProbe.drawn[trainer.global_step] = batch.index.clone()
+
+    def on_fit_end(self, trainer, pl_module):
+        BatchProbe.error_set = getattr(pl_module.reweighter, "error_set", None)
+        BatchProbe.kept = getattr(pl_module.reweighter, "kept", None)
+
+
+def test_a_subsampled_run_visits_its_subset_once_per_epoch(tmp_path):
+    from conftest import QUIET_NO_CHECKPOINTS
+    from overparam.entry import execute
+
+    probe = "+callbacks.batches._target_=test_reweighters.BatchProbe"
+    execute(
+        compose_config([*QUIET_NO_CHECKPOINTS, "weighting=subg", "trainer.max_epochs=2", probe], tmp_path)
+    )
+    kept = torch.nonzero(BatchProbe.kept).flatten()
+    per_epoch = -(-len(kept) // 128)
+    epochs = [
+        torch.cat([BatchProbe.drawn[s] for s in range(e * per_epoch, (e + 1) * per_epoch)]) for e in (0, 1)
+    ]
+    assert len(BatchProbe.drawn) == 2 * per_epoch and len(kept) < 3000
+    assert all(torch.equal(torch.sort(drawn).values, kept) for drawn in epochs)
+    assert not torch.equal(epochs[0], epochs[1])  # reshuffled
+
+
+def test_jtt_sampler_refuses_a_switch_inside_an_epoch():
+    from overparam.weighting.jtt import JTT
+
+    with pytest.raises(ValueError, match="whole number of epochs .* an epoch is 24 steps here, so e.g. 24"):
+        JTT(4, COUNTS, n_train=3000, batch_size=128, identification_steps=30, upweight=5.0)
+    assert JTT(4, COUNTS, n_train=3000, batch_size=None, identification_steps=30, upweight=5.0).mode == "loss"
 
 
 class InitProbe(L.Callback):
@@ -203,7 +284,7 @@ class FakeTraining:
 def test_jtt_acts_once_after_its_identification_step_and_then_weights_its_error_set():
     from overparam.weighting.jtt import JTT
 
-    jtt = JTT(2, torch.tensor([3, 3]), n_train=6, identification_steps=4, upweight=5.0)
+    jtt = JTT(2, torch.tensor([3, 3]), n_train=6, batch_size=None, identification_steps=4, upweight=5.0)
     losses, groups, index = torch.rand(6), torch.tensor([0, 0, 0, 1, 1, 1]), torch.arange(6)
     assert torch.equal(jtt(losses, groups, index), torch.full((6,), 1 / 6))  # stage 1 is ERM
     assert [jtt.next_event_step(step) for step in (0, 3)] == [4, 4]
@@ -275,3 +356,74 @@ def test_stacked_group_dro_applies_each_members_own_missing_group_rule():
     )
     expected = torch.tensor([[1 / 6, 1 / 6, 1 / 3], [1 / 4, 1 / 4, 1 / 2]], dtype=torch.float64)
     torch.testing.assert_close(q, expected)
+
+
+def test_group_dro_adjustment_offsets_small_groups_in_the_update_of_g():
+    """C/√n_k is added to L_k before the update: with n = (4, 1), C = 2 and batch losses (1, 0), the
+    adjusted losses are (1 + 1, 0 + 2), equal, so g stays uniform; unadjusted, g moves to group 0."""
+    losses, groups = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64), torch.tensor([0, 0, 1])
+    adjusted = GroupDRO(2, torch.tensor([4, 1]), 5, eta=0.5, adjustment=2.0).double()
+    plain = GroupDRO(2, torch.tensor([4, 1]), 5, eta=0.5).double()
+    adjusted(losses, groups, torch.arange(3)), plain(losses, groups, torch.arange(3))
+    torch.testing.assert_close(adjusted.g, torch.tensor([0.5, 0.5], dtype=torch.float64))
+    e = torch.exp(torch.tensor(0.5, dtype=torch.float64))
+    torch.testing.assert_close(plain.g, torch.stack([e, torch.ones_like(e)]) / (e + 1))
+    per_group = GroupDRO(2, torch.tensor([4, 1]), 5, eta=0.5, adjustment=[0.0, 3.0]).double()
+    per_group(losses, groups, torch.arange(3))  # adjusted (1, 3): g ∝ (e^0.5, e^1.5)
+    torch.testing.assert_close(per_group.g, torch.softmax(torch.tensor([0.5, 1.5], dtype=torch.float64), 0))
+    with pytest.raises(ValueError, match="one number ≥ 0 or one per group \\(2\\)"):
+        GroupDRO(2, torch.tensor([4, 1]), 5, eta=0.5, adjustment=[1.0, 2.0, 3.0])
+
+
+def test_group_dro_normalized_loss_divides_the_group_losses_by_their_sum():
+    # Group losses (3, 1) become (0.75, 0.25): g ∝ exp(η·0.75), exp(η·0.25) with η = 2.
+    gdro = GroupDRO(2, torch.tensor([2, 2]), 4, eta=2.0, normalize_loss=True).double()
+    gdro(torch.tensor([3.0, 3.0, 1.0, 1.0], dtype=torch.float64), torch.tensor([0, 0, 1, 1]), torch.arange(4))
+    torch.testing.assert_close(gdro.g, torch.softmax(torch.tensor([1.5, 0.5], dtype=torch.float64), 0))
+
+
+def test_greedy_group_dro_weighs_the_top_loss_groups_up_to_alpha():
+    """Training fractions (0.5, 0.3, 0.2), α = 0.6, losses ranking groups 1, 2, 0: the top two hold
+    0.5 ≤ α, so they get 0.3/0.6 and 0.2/0.6 and group 0 the remaining 1/6 (the authors' greedy rule)."""
+    from overparam.weighting.gdro import GreedyGroupDRO
+
+    btl = GreedyGroupDRO(3, torch.tensor([50, 30, 20]), 100, alpha=0.6, gamma=0.1)
+    losses, groups = torch.tensor([0.1, 2.0, 1.0], dtype=torch.float64), torch.tensor([0, 1, 2])
+    q = btl(losses, groups, torch.arange(3))
+    expected = torch.tensor([1 / 6, 0.5, 1 / 3], dtype=torch.float64)
+    torch.testing.assert_close(btl.g, expected)
+    torch.testing.assert_close(q, expected)  # one sample per group, all present
+    # The loss average: first sight sets it, then it moves by γ towards a present group's loss; an absent
+    # group keeps its average (group 0 is absent from the second batch).
+    btl(torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor([1, 2]), torch.arange(2))
+    torch.testing.assert_close(btl.average_loss, torch.tensor([0.1, 2.1, 0.9], dtype=torch.float64))
+
+
+def test_subsampling_keeps_every_group_or_class_as_often_as_the_smallest():
+    classes = (GROUPS == 3).long()  # 55 and 45
+    subg, suby = build(Path("subg.yaml")), build(Path("suby.yaml"), data=TrainingFacts(GROUPS, classes))
+    assert torch.equal(torch.bincount(GROUPS[subg.kept], minlength=4), torch.full((4,), 5))
+    assert torch.equal(torch.bincount(classes[suby.kept]), torch.tensor([45, 45]))
+    # Drawn from the run's seed, so a rerun (or a stacked member) keeps the same subset.
+    assert torch.equal(build(Path("subg.yaml")).kept, subg.kept)
+    # Mini-batches come from the subset; a full batch weighs it, q = 1/|S| on it and 0 elsewhere.
+    assert torch.equal(subg.sample_weights(GROUPS) > 0, subg.kept)
+    full = build(Path("subg.yaml"), batch_size=None)
+    assert full.sample_weights(GROUPS) is None
+    q = full(torch.rand(len(GROUPS)), GROUPS, torch.arange(len(GROUPS)))
+    torch.testing.assert_close(q, full.kept.float() / 20)
+
+
+def test_subsampling_needs_every_group():
+    groups = torch.tensor([0, 0, 2, 2])
+    with pytest.raises(ValueError, match="no samples of group \\[1\\]"):
+        build(Path("subg.yaml"), data=TrainingFacts(groups, groups // 2))
+
+
+def test_class_balanced_sampling_draws_each_class_equally_often():
+    rwy = build(Path("rwy.yaml"))
+    weights = rwy.sample_weights(GROUPS).double()
+    class_mass = torch.bincount(CLASSES, weights=weights / weights.sum())
+    torch.testing.assert_close(class_mass, torch.tensor([0.5, 0.5], dtype=torch.float64))
+    q = rwy(torch.rand(len(GROUPS)), GROUPS, torch.arange(len(GROUPS)))
+    torch.testing.assert_close(q, torch.full((len(GROUPS),), 1 / len(GROUPS)))  # the draws do the weighing

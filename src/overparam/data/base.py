@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import lightning as L
@@ -13,6 +14,7 @@ from torch.utils.data import (
     Dataset,
     DistributedSampler,
     RandomSampler,
+    Sampler,
     SequentialSampler,
     WeightedRandomSampler,
 )
@@ -105,11 +107,14 @@ class GroupDataModule(L.LightningDataModule):
         return torch.bincount(self.train.group, minlength=self.n_groups)
 
     @property
-    def train_class_counts(self) -> Tensor:
-        """Training examples per class (a scalar target's class: whether it exceeds `label_threshold`)."""
+    def train_classes(self) -> Tensor:
+        """Each training example's class (a scalar target's class: whether it exceeds `label_threshold`)."""
         y = self.train.y
-        classes = y.long() if self.labels == "index" else (y > self.label_threshold).long()
-        return torch.bincount(classes, minlength=self.n_classes)
+        return y.long() if self.labels == "index" else (y > self.label_threshold).long()
+
+    @property
+    def train_class_counts(self) -> Tensor:
+        return torch.bincount(self.train_classes, minlength=self.n_classes)
 
     @property
     def n_outputs(self) -> int:
@@ -173,8 +178,7 @@ class GroupDataModule(L.LightningDataModule):
             size = self.batch_size or -(-n // world)
             return self._loader(self.train, order, size, self.drop_last)
         if sample_weights is not None:
-            # Draws from the global RNG (seeded by the run's seed), whose state checkpoints carry.
-            order = WeightedRandomSampler(sample_weights, num_samples=n, replacement=True)
+            order = WeightedDraws(sample_weights, self.minibatch_order)
         elif self.batch_size is None:
             # Full batch: an in-memory training set goes to the device once, not at every chunk.
             order = SequentialSampler(range(n))
@@ -225,3 +229,33 @@ class EpochBatchSampler(BatchSampler):
     def set_epoch(self, epoch: int) -> None:
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
+
+
+class WeightedDraws(Sampler):
+    """An epoch of training indices drawn by per-sample weights, read afresh at the start of every epoch
+    (a reweighter may change them between epochs: JTT's second stage). Equal weights on a subset visit
+    that subset once per epoch in the datamodule's mini-batch order (`order(m)`, over range(m)): a
+    subsample, or all of the data exactly as a plain run orders it. Unequal weights draw n indices with
+    replacement, proportionally to the weights. Both draw from the global RNG (seeded by the run's seed),
+    whose state checkpoints carry."""
+
+    def __init__(self, weights: Tensor, order: Callable[[int], Sampler]) -> None:
+        self.weights, self.order = weights, order
+
+    def support(self, weights: Tensor) -> Tensor | None:
+        """The indices of an equally weighted subset, or None when the weights differ."""
+        positive = weights > 0
+        kept = weights[positive]
+        return torch.nonzero(positive).flatten() if bool((kept == kept[0]).all()) else None
+
+    def __iter__(self):
+        weights = self.weights.detach().cpu()
+        support = self.support(weights)
+        if support is not None:
+            yield from (int(support[i]) for i in self.order(len(support)))
+        else:
+            yield from WeightedRandomSampler(weights, num_samples=len(weights), replacement=True)
+
+    def __len__(self) -> int:
+        support = self.support(self.weights.detach().cpu())
+        return len(self.weights) if support is None else len(support)
