@@ -63,7 +63,10 @@ def same_run(a: Path, b: Path) -> None:
     "sig,overrides",
     [
         (signal.SIGKILL, ["trainer.log_every_n_steps=3"]),  # Group DRO's q; a throttled logging schedule
-        (signal.SIGTERM, ["weighting=jtt", "weighting.identification_steps=10"]),  # JTT's stage, error set, sampler
+        (
+            signal.SIGTERM,
+            ["weighting=jtt", "weighting.identification_steps=10"],
+        ),  # JTT's stage and sampler
         (signal.SIGKILL, ["weighting=iw_sampler", "data.batch_size=64"]),  # the sampler's draws
     ],
     ids=["sigkill-gdro", "sigterm-jtt", "sigkill-iw-sampler"],
