@@ -11,6 +11,7 @@ import pandas as pd
 
 from conftest import ROOT, run_cli
 from overparam.results import collect, summarize
+from overparam.results.selection import RULES, select
 
 
 def test_results_cli_tabulates_a_sweep_and_draws_its_figure(tmp_path):
@@ -79,3 +80,50 @@ def test_the_collector_accounts_for_every_job_of_the_sweep(tmp_path):
     table = pd.read_csv(tmp_path / "results.csv").set_index("weighting")
     assert table.loc["iw", "status"] == "missing" and table.loc["erm", "status"] == "failed"
     assert table.loc["gdro_nu1", "status"] == "completed"
+
+
+def test_each_model_selection_rule_picks_its_best_logged_step_and_reports_the_test_metrics_there(tmp_path):
+    sweep = run_cli(
+        [
+            "-m",
+            "weighting=erm,gdro",
+            "data.n_train=600",
+            "data.n_val=300",
+            "data.n_test=300",
+            "trainer.max_epochs=4",
+            "run.eval_splits=[val,test]",
+            "~callbacks.progress",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    result = subprocess.run(
+        [sys.executable, "-m", "overparam.results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "test oracle (uses test labels)" in result.stdout, result.stderr
+    picks = pd.read_csv(tmp_path / "selection.csv")
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert set(picks["rule"]) == set(RULES) and len(picks) == 2 * len(RULES)
+    for (job, rule), pick in picks.set_index(["job", "rule"]).iterrows():
+        curve = curves[curves["job"] == job].dropna(subset=[RULES[rule]])
+        best = curve.loc[curve[RULES[rule]].idxmax()]
+        assert pick["step"] == best["step"] and pick["test/avg_acc"] == best["test/avg_acc"]
+        oracle = picks[(picks["job"] == job) & picks["rule"].str.startswith("test oracle")]
+        assert pick["test/worst_group_acc"] <= oracle["test/worst_group_acc"].item()
+
+
+def test_selection_takes_the_first_of_equal_bests_and_skips_rules_without_their_metric():
+    curve = pd.DataFrame(
+        {
+            "step": [10, 20, 30, 40],
+            "val/worst_group_acc": [0.5, 0.7, None, 0.7],
+            "val/avg_acc": [0.9, 0.8, None, 0.85],
+            "test/worst_group_acc": [0.4, 0.6, None, 0.65],
+            "test/avg_acc": [0.8, 0.7, None, 0.75],
+        }
+    )
+    picks = {pick["rule"]: pick for pick in select(curve)}
+    assert "worst-class val acc" not in picks
+    assert picks["worst-group val acc"]["step"] == 20 and picks["worst-group val acc"]["test/avg_acc"] == 0.7
+    assert picks["avg val acc"]["step"] == 10
+    assert picks["test oracle (uses test labels)"]["test/worst_group_acc"] == 0.65

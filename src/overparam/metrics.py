@@ -1,10 +1,17 @@
-"""Group-aware accuracy and loss as one torchmetrics Metric (sums reduce correctly under DDP)."""
+"""Group-aware accuracy and loss as one torchmetrics Metric (sums reduce correctly under DDP), and
+torchmetrics' classification metrics per group."""
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import Metric
+from torchmetrics.classification import (
+    BinaryAUROC,
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassF1Score,
+)
 
 
 class GroupMetrics(Metric):
@@ -12,7 +19,8 @@ class GroupMetrics(Metric):
 
     `compute()` returns `avg_acc` (plain accuracy over the split), `avg_acc_trainweighted` (group
     accuracies weighted by training-group proportions, Sagawa et al.'s Waterbirds average),
-    `worst_group_acc` (min over groups present in the split), `loss`, and `group_acc/<name>`,
+    `worst_group_acc` (min over groups present in the split), `worst_class_acc` (min over the classes
+    present: the model-selection metric when groups are unknown), `loss`, and `group_acc/<name>`,
     `group_loss/<name>` for every group.
 
     With `members` > 1 (a seed-batched ensemble) `update` takes `(members, n)` correctness and losses and
@@ -21,26 +29,46 @@ class GroupMetrics(Metric):
 
     full_state_update = False
 
-    def __init__(self, group_names: tuple[str, ...], train_group_counts: Tensor, members: int = 1) -> None:
+    def __init__(
+        self, group_names: tuple[str, ...], train_group_counts: Tensor, members: int = 1, n_classes: int = 2
+    ) -> None:
         super().__init__()
-        self.group_names, self.members = tuple(group_names), members
+        self.group_names, self.members, self.n_classes = tuple(group_names), members, n_classes
         shape = (members, len(group_names))
         self.add_state("correct", torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("total", torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("loss_sum", torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
+        classes = (members, n_classes)
+        self.add_state("class_correct", torch.zeros(classes, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("class_total", torch.zeros(classes, dtype=torch.float64), dist_reduce_fx="sum")
         proportions = torch.as_tensor(train_group_counts, dtype=torch.float64)
         self.register_buffer("train_proportions", proportions / proportions.sum(), persistent=False)
 
-    def update(self, correct: Tensor, losses: Tensor, groups: Tensor) -> None:
-        k = len(self.group_names)
-        # Member m's group g is bin m·k + g: one bincount for all members.
-        bins = (groups + k * torch.arange(self.members, device=groups.device)[:, None]).flatten()
+    def update(self, correct: Tensor, losses: Tensor, groups: Tensor, classes: Tensor | None = None) -> None:
+        correct_sums, totals = self.sums_by(groups, len(self.group_names), correct)
+        self.correct += correct_sums
+        self.total += totals
+        self.loss_sum += self.sums_by(groups, len(self.group_names), losses.detach())[0]
+        if classes is not None:
+            correct_sums, totals = self.sums_by(classes, self.n_classes, correct)
+            self.class_correct += correct_sums
+            self.class_total += totals
+
+    def sums_by(self, labels: Tensor, k: int, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Per member, the sum of `values` and the count of samples for each of the k label values."""
+        # Member m's label g is bin m·k + g: one bincount for all members.
+        bins = (labels + k * torch.arange(self.members, device=labels.device)[:, None]).flatten()
         size = self.members * k
-        self.correct += torch.bincount(bins, weights=correct.double().flatten(), minlength=size).view(-1, k)
-        self.total += torch.bincount(bins, minlength=size).double().view(-1, k)
-        self.loss_sum += torch.bincount(
-            bins, weights=losses.detach().double().flatten(), minlength=size
-        ).view(-1, k)
+        sums = torch.bincount(bins, weights=values.double().flatten(), minlength=size).view(-1, k)
+        return sums, torch.bincount(bins, minlength=size).double().view(-1, k)
+
+    def worst_class_acc(self) -> Tensor:
+        """Per member, the lowest accuracy among the classes present."""
+        accuracy = self.class_correct / self.class_total.clamp(min=1)
+        return torch.where(self.class_total > 0, accuracy, torch.full_like(accuracy, torch.inf)).amin(-1)
+
+    def counted_classes(self) -> bool:
+        return bool(self.class_total.sum() > 0)
 
     def compute(self) -> dict[str, Tensor | float]:
         if self.members == 1:
@@ -63,6 +91,8 @@ class GroupMetrics(Metric):
             ),
             "loss": loss_sum.sum(-1) / total.sum(-1),
         }
+        if self.counted_classes():
+            columns["worst_class_acc"] = self.worst_class_acc()
         for g, name in enumerate(self.group_names):
             columns[f"group_acc/{name}"] = group_acc[:, g]
             columns[f"group_loss/{name}"] = group_loss[:, g]
@@ -89,8 +119,82 @@ class GroupMetrics(Metric):
             "worst_group_acc": group_acc[present].min(),
             "loss": loss_sum.sum() / total.sum(),
         }
+        if self.counted_classes():
+            out["worst_class_acc"] = self.worst_class_acc()[m]
         for name, acc, loss, seen in zip(self.group_names, group_acc, group_loss, present):
             if seen:
                 out[f"group_acc/{name}"] = acc
                 out[f"group_loss/{name}"] = loss
         return {key: value.float() for key, value in out.items()}
+
+
+EXTRA_METRICS = ("balanced_acc", "macro_f1", "ece", "auroc")
+LOWER_IS_BETTER = ("ece",)
+
+
+class GroupwiseClassification(nn.Module):
+    """torchmetrics' balanced accuracy (mean recall over classes), macro F1, expected calibration error
+    (15 bins) and, for two classes, AUROC, over the whole split, within each group (`group_<name>/<g>`)
+    and for the worst group (`worst_group_<name>`: the lowest, the highest ECE).
+
+    `update` takes class probabilities `(n, C)`. A group holding a single class has no balanced accuracy,
+    macro F1 or AUROC of its own (each would measure nothing but that class), only an ECE.
+    """
+
+    def __init__(self, names: tuple[str, ...], group_names: tuple[str, ...], n_classes: int) -> None:
+        super().__init__()
+        unknown = [name for name in names if name not in EXTRA_METRICS]
+        if unknown or ("auroc" in names and n_classes != 2):
+            raise ValueError(
+                f"run.extra_metrics must name some of {', '.join(EXTRA_METRICS)} (auroc only for two "
+                f"classes; this data has {n_classes}), got {list(names)}"
+            )
+        self.names, self.group_names, self.n_classes = tuple(names), tuple(group_names), n_classes
+        self.whole = self.metric_set()
+        self.groups = nn.ModuleList(self.metric_set() for _ in group_names)
+        self.register_buffer("class_counts", torch.zeros(len(group_names), n_classes), persistent=False)
+
+    def metric_set(self) -> nn.ModuleDict:
+        c = self.n_classes
+        build = {
+            "balanced_acc": lambda: MulticlassAccuracy(c, average="macro"),
+            "macro_f1": lambda: MulticlassF1Score(c, average="macro"),
+            "ece": lambda: MulticlassCalibrationError(c, n_bins=15, norm="l1"),
+            "auroc": lambda: BinaryAUROC(),
+        }
+        return nn.ModuleDict({name: build[name]() for name in self.names})
+
+    def update(self, probabilities: Tensor, classes: Tensor, groups: Tensor) -> None:
+        self.update_set(self.whole, probabilities, classes)
+        for g, metrics in enumerate(self.groups):
+            members = groups == g
+            if members.any():
+                self.update_set(metrics, probabilities[members], classes[members])
+        cells = torch.bincount(groups * self.n_classes + classes, minlength=self.class_counts.numel())
+        self.class_counts += cells.view_as(self.class_counts)
+
+    @staticmethod
+    def update_set(metrics: nn.ModuleDict, probabilities: Tensor, classes: Tensor) -> None:
+        for name, metric in metrics.items():
+            metric.update(probabilities[:, 1] if name == "auroc" else probabilities, classes)
+
+    def compute(self) -> dict[str, Tensor]:
+        out = {name: metric.compute() for name, metric in self.whole.items()}
+        present = self.class_counts > 0
+        for name in self.names:
+            values = {
+                group: metrics[name].compute()
+                for group, metrics, classes in zip(self.group_names, self.groups, present)
+                if classes.any() and (name == "ece" or int(classes.sum()) > 1)
+            }
+            out.update({f"group_{name}/{group}": value for group, value in values.items()})
+            if values:
+                pick = max if name in LOWER_IS_BETTER else min
+                out[f"worst_group_{name}"] = pick(values.values())
+        return {key: value.float() for key, value in out.items()}
+
+    def reset(self) -> None:
+        for metrics in (self.whole, *self.groups):
+            for metric in metrics.values():
+                metric.reset()
+        self.class_counts.zero_()

@@ -16,7 +16,7 @@ from overparam.data.base import Batch
 from overparam.errors import Diverged
 from overparam.events import StepEvents, chunk_end
 from overparam.full_batch_step import FullBatchStep
-from overparam.metrics import GroupMetrics
+from overparam.metrics import GroupMetrics, GroupwiseClassification
 from overparam.weighting.base import Reweighter
 
 # What each split evaluated after an epoch is logged as; `train` is the training set in eval mode
@@ -48,10 +48,12 @@ class ReweightedModule(L.LightningModule):
         group_names: tuple[str, ...],
         group_counts: Tensor,
         label_threshold: float,
+        n_classes: int = 2,
         inner_steps: int = 1,
         l2_to_init: float | list[float] = 0.0,
         log_grid_per_decade: int | None = None,
         eval_splits: tuple[str, ...] = ("val",),
+        extra_metrics: tuple[str, ...] = (),
         loss_reduction: str = "mean",
         stop_loss: float | None = None,
         compile: bool = False,
@@ -74,7 +76,7 @@ class ReweightedModule(L.LightningModule):
         theta0 = parameters_to_vector(net.parameters()).detach().clone() if self.penalized else None
         self.register_buffer("theta0", theta0)
         members = self.members = getattr(net, "members", 1)  # a stacked model: metrics per member
-        self.train_metrics = GroupMetrics(group_names, group_counts, members)
+        self.train_metrics = GroupMetrics(group_names, group_counts, members, n_classes)
         self.eval_splits = list(eval_splits)
         self.loss_reduction = loss_reduction
         # Full batch: a chunk ends at the first step whose objective (the training loss) is below this, so
@@ -84,9 +86,18 @@ class ReweightedModule(L.LightningModule):
         self.full_batch_step: FullBatchStep | None = None  # built at the first plain step
         self.reweighter_event: int | None = None  # the step after which the reweighter's hook runs
         self.eval_metrics = nn.ModuleList(
-            GroupMetrics(group_names, group_counts, members) for _ in self.eval_splits
+            GroupMetrics(group_names, group_counts, members, n_classes) for _ in self.eval_splits
         )
-        self.test_metrics = GroupMetrics(group_names, group_counts, members)
+        self.test_metrics = GroupMetrics(group_names, group_counts, members, n_classes)
+        if extra_metrics and members > 1:
+            raise ValueError("run.extra_metrics measures one network: train stacked members one by one")
+        # torchmetrics' classification metrics of each evaluated split (by name), when asked for.
+        self.extra_metrics = nn.ModuleDict(
+            {
+                split: GroupwiseClassification(tuple(extra_metrics), tuple(group_names), n_classes)
+                for split in ([*self.eval_splits, "test"] if extra_metrics else [])
+            }
+        )
         self.last_finite_objective: float | None = None
         # A stacked model's diverged members: what each one's metrics.json says, and its frozen θ_t.
         self.member_failures: dict[int, dict] = {}
@@ -108,6 +119,12 @@ class ReweightedModule(L.LightningModule):
         if outputs.shape[-1] > 1:
             return outputs.argmax(-1) == (y.argmax(-1) if y.dim() > 1 else y)  # one-hot or ids
         return (outputs.squeeze(-1) > self.label_threshold) == (y > self.label_threshold)
+
+    def classes(self, y: Tensor) -> Tensor:
+        """Each target's class id (of one-hot rows, ids, or scalar targets about `label_threshold`)."""
+        if y.dim() > 1:
+            return y.argmax(-1)
+        return (y > self.label_threshold).long() if y.is_floating_point() else y
 
     def step_participants(self) -> list[StepEvents]:
         """What ends a chunk: callbacks acting at given steps (they run in Lightning's hooks)."""
@@ -208,7 +225,9 @@ class ReweightedModule(L.LightningModule):
         if self.member_ends is not None:
             rows = self.member_ends.stand_in({**now, "objectives": objectives}, self.trainer.global_step)
             outputs, losses, q, objectives = (rows[name] for name in ("outputs", "losses", "q", "objectives"))
-        self.train_metrics.update(self.correct(outputs.detach(), batch.y), losses, batch.group)
+        self.train_metrics.update(
+            self.correct(outputs.detach(), batch.y), losses, batch.group, self.classes(batch.y)
+        )
         # Logging "step" makes the loggers' x-axis the optimizer step, not the number of training_steps
         # (Lightning then leaves "epoch" out, so it is logged too).
         self.log_dict(
@@ -443,15 +462,26 @@ class ReweightedModule(L.LightningModule):
         if self.member_ends is not None and "member_ends" in checkpoint:
             self.member_ends.load_state_dict(checkpoint["member_ends"])
 
-    def evaluate(self, batch: Batch, metrics: GroupMetrics) -> None:
-        outputs = self.net(batch.x)
-        metrics.update(self.correct(outputs, batch.y), self.loss_fn(outputs, batch.y), batch.group)
+    def evaluate(self, batch: Batch, metrics: GroupMetrics, split: str) -> None:
+        outputs, classes = self.net(batch.x), self.classes(batch.y)
+        metrics.update(self.correct(outputs, batch.y), self.loss_fn(outputs, batch.y), batch.group, classes)
+        if split in self.extra_metrics:
+            self.extra_metrics[split].update(self.probabilities(outputs), classes, batch.group)
+
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """Class probabilities `(n, C)`: the softmax of several outputs; of a scalar output, the sigmoid of
+        a ±1-label logit, or the output clipped to [0, 1] for 0/1 labels."""
+        if outputs.shape[-1] > 1:
+            return outputs.softmax(-1)
+        scalar = outputs.squeeze(-1)
+        positive = torch.sigmoid(scalar) if self.label_threshold == 0 else scalar.clamp(0, 1)
+        return torch.stack([1 - positive, positive], -1)
 
     def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.evaluate(batch, self.eval_metrics[dataloader_idx])
+        self.evaluate(batch, self.eval_metrics[dataloader_idx], self.eval_splits[dataloader_idx])
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self.evaluate(batch, self.test_metrics)
+        self.evaluate(batch, self.test_metrics, "test")
 
     def log_members(self, values: dict) -> None:
         """Per-member values of a stacked model. They bypass Lightning's logging, whose bookkeeping costs
@@ -483,8 +513,13 @@ class ReweightedModule(L.LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.write_members(on_step=True)  # after the callbacks' on_train_batch_end (they log too)
 
-    def log_split(self, split: str, metrics: GroupMetrics) -> None:
+    def log_split(self, split: str, metrics: GroupMetrics, extra: str | None = None) -> None:
         logs = {f"{split}/{key}": value for key, value in metrics.compute().items()}
+        if extra in self.extra_metrics:
+            logs.update(
+                {f"{split}/{key}": value for key, value in self.extra_metrics[extra].compute().items()}
+            )
+            self.extra_metrics[extra].reset()
         if self.members > 1:
             self.log_members(logs)
             self.log_dict({"step": float(self.trainer.global_step), "epoch": float(self.current_epoch)})
@@ -502,7 +537,7 @@ class ReweightedModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         for split, metrics in zip(self.eval_splits, self.eval_metrics):
-            self.log_split(EVAL_PREFIXES[split], metrics)
+            self.log_split(EVAL_PREFIXES[split], metrics, split)
         # The epoch's training metrics are complete when validation closes it: logging them here puts them
         # in the loggers before the epoch-end checkpoint, so a resumed run's curves match exactly.
         if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking and self.trainer.is_last_batch:
@@ -512,7 +547,7 @@ class ReweightedModule(L.LightningModule):
         self.write_members()
 
     def on_test_epoch_end(self) -> None:
-        self.log_split("test", self.test_metrics)
+        self.log_split("test", self.test_metrics, "test")
         self.write_members()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

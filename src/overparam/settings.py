@@ -23,6 +23,7 @@ class RunSettings:
     loss_reduction: str = "mean"  # mean: Σ q_i ℓ_i; sum: n·Σ q_i ℓ_i
     l2_to_init: float = 0.0  # μ of μ/2‖θ − θ0‖²
     eval_splits: List[str] = field(default_factory=lambda: ["val"])  # noqa: UP006
+    extra_metrics: List[str] = field(default_factory=list)  # noqa: UP006 - balanced_acc, macro_f1, ece, auroc
     log_grid_per_decade: int | None = None
     ensemble: int = 1
     matmul_precision: str | None = None

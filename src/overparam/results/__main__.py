@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from overparam.results.collect import collect, curves, job_dirs, summarize, unfinished_jobs
+from overparam.results.selection import REPORTED, selections, side_by_side
 
 # Columns of `collect` that describe a job rather than a setting it shares with other seeds.
 NOT_SETTINGS = {"job", "seed", "status", "steps", "seconds", "epoch", "step"}
@@ -47,6 +48,20 @@ def print_accounting(table: pd.DataFrame) -> None:
         print(f"  {row['status']}: {name}" + (f": {error}" if isinstance(error, str) else ""))
 
 
+def print_selection(sweep_dir: Path) -> None:
+    """Write selection.csv (each job's pick by every model-selection rule) and print the rules side by
+    side; say so when the test split was not evaluated during training."""
+    table = selections(sweep_dir)
+    if table.empty:
+        return
+    table.to_csv(sweep_dir / "selection.csv", index=False)
+    print("model selection (test metrics at the step each rule picks, mean over jobs):")
+    print(side_by_side(table).to_string(float_format="{:.4f}".format))
+    if table[list(REPORTED[:1])].isna().all().all():
+        print("  the test split was not evaluated during training: add run.eval_splits=[val,test]")
+    print(f"wrote selection.csv in {sweep_dir}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("sweep_dir", type=Path)
@@ -66,6 +81,7 @@ def main() -> None:
     if summary is not None:
         summary.to_csv(args.sweep_dir / "summary.csv", index=False)
     print(f"wrote results, curves (.csv, .parquet) and summary.csv in {args.sweep_dir}")
+    print_selection(args.sweep_dir)
     for figure in declared_figures(args.sweep_dir):
         module, name = figure.rsplit(".", 1)
         try:

@@ -1,0 +1,59 @@
+"""Model selection: per run, the evaluation each rule picks among those logged during training, with the
+test metrics at that point side by side (SubpopBench's model-selection table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from overparam.results.collect import job_dirs, overrides
+
+# rule -> the logged metric it maximizes. The oracle reads the test labels: it bounds what the others can
+# reach and is never a valid selection.
+RULES = {
+    "worst-group val acc": "val/worst_group_acc",
+    "avg val acc": "val/avg_acc",
+    "worst-class val acc": "val/worst_class_acc",
+    "test oracle (uses test labels)": "test/worst_group_acc",
+}
+REPORTED = ("test/worst_group_acc", "test/avg_acc", "test/worst_class_acc")
+
+
+def select(curve: pd.DataFrame) -> list[dict]:
+    """For each rule whose metric `curve` (one row per logged step) holds: the first step where it is
+    largest, and the reported test metrics at that step (NaN where the test split was not evaluated)."""
+    picks = []
+    for rule, metric in RULES.items():
+        if metric not in curve or curve[metric].isna().all():
+            continue
+        row = curve.loc[curve[metric].idxmax()]
+        picks.append(
+            {
+                "rule": rule,
+                "step": int(row["step"]),
+                "epoch": row.get("epoch"),
+                "selected_by": float(row[metric]),
+                **{name: float(row[name]) if name in row else float("nan") for name in REPORTED},
+            }
+        )
+    return picks
+
+
+def selections(sweep_dir: str | Path) -> pd.DataFrame:
+    """One row per job and rule: the job's overrides, the rule, the step it picks and the test metrics
+    there."""
+    rows = []
+    for job in job_dirs(sweep_dir):
+        logged = job / "metrics.csv"
+        if logged.exists():
+            curve = pd.read_csv(logged).groupby("step", as_index=False).first()
+            rows += [{"job": job.name, **overrides(job), **pick} for pick in select(curve)]
+    return pd.DataFrame(rows)
+
+
+def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
+    """Each rule's reported test metrics, mean over the jobs (and how many jobs had the rule's metric)."""
+    reported = [name for name in REPORTED if name in table and table[name].notna().any()]
+    summary = table.groupby("rule", sort=False)[reported].mean()
+    return summary.assign(jobs=table.groupby("rule", sort=False).size())
