@@ -14,7 +14,7 @@ from overparam.components import build_reweighter
 
 OPTIONS = sorted(p for p in CONF.glob("*/*.yaml") if p.parent.name not in ("experiment", "hydra"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-NEEDS_FILES = {"celeba", "waterbirds"}
+NEEDS_FILES = {"celeba", "waterbirds", "metadata_images"}
 # Groups whose options set keys elsewhere in the config (`@package _global_` or `model`), added with `+`.
 SETTING_GROUPS = {"recipe": "optim", "node_scaling": "model", "debug": "trainer"}
 

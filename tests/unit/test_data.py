@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import pytest
 import torch
 
 from overparam.data.cmnist import ColoredMNIST
@@ -75,3 +79,26 @@ def test_seed000_six_images_are_the_first_five_zeros_and_the_first_one():
     )
     assert data.train.y.tolist() == [-1.0] * 5 + [1.0] and data.group_counts.tolist() == [5, 1]
     assert len(data.test) == 200 and not set(data.test.x.sum(1).tolist()) & set(data.train.x.sum(1).tolist())
+
+
+def test_a_feature_file_with_a_spurious_attribute_has_a_group_per_class_and_attribute(tmp_path):
+    from conftest import QUIET_NO_CHECKPOINTS, compose_config
+    from overparam.data.classes import FeatureFile
+    from overparam.entry import execute
+
+    rng = np.random.default_rng(0)
+    y, a = rng.integers(0, 2, 400), rng.integers(0, 3, 400)
+    x = np.concatenate([y[:, None] + 0.5 * rng.normal(size=(400, 4)), a[:, None] * 1.0], axis=1)
+    np.savez(tmp_path / "f.npz", x_train=x[:300], y_train=y[:300], a_train=a[:300], x_test=x[300:],
+             y_test=y[300:], a_test=a[300:])  # fmt: skip
+    data = FeatureFile(str(tmp_path / "f.npz"), n_val=100)
+    data.setup()
+    assert data.group_names == tuple(f"class{c}_attr{k}" for c in (0, 1) for k in (0, 1, 2))
+    torch.testing.assert_close(data.val.group, torch.from_numpy(y[200:300] * 3 + a[200:300]))
+    np.savez(tmp_path / "g.npz", x_train=x, y_train=y, a_train=a, x_test=x, y_test=y)
+    with pytest.raises(ValueError, match=r"g\.npz has a_train but lacks a_test: every split needs"):
+        FeatureFile(str(tmp_path / "g.npz"), n_val=100).setup()
+    args = [*QUIET_NO_CHECKPOINTS, "data=feature_file", f"data.path={tmp_path / 'f.npz'}", "data.n_val=100"]
+    execute(compose_config([*args, "weighting=gdro", "trainer.max_epochs=1"], tmp_path / "run"))
+    final = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
+    assert {f"test/group_acc/class{c}_attr{k}" for c in (0, 1) for k in (0, 1, 2)} <= set(final)

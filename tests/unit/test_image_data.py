@@ -247,3 +247,70 @@ def test_an_image_that_fails_to_decode_mid_run_ends_it_in_one_sentence_and_a_rer
         pd.read_csv(d / "metrics.csv").query("epoch == 0") for d in (run_dir, tmp_path / "uninterrupted")
     ]
     pd.testing.assert_frame_equal(*first_epoch)
+
+
+def test_any_metadata_csv_loads_with_groups_named_from_its_values(tmp_path):
+    from overparam.data.layouts import make_metadata_images
+    from overparam.data.metadata import MetadataImages
+
+    root = make_metadata_images(tmp_path)
+    values = {"train": "train", "val": "val", "test": "test"}
+    data = MetadataImages(str(root), batch_size=4, split_values=values, image_size=32)
+    data.setup()
+    assert data.group_names == (
+        "cat_indoor",
+        "cat_outdoor",
+        "cat_water",
+        "dog_indoor",
+        "dog_outdoor",
+        "dog_water",
+    )
+    assert (len(data.train), len(data.val), len(data.test)) == (24, 6, 6) and data.n_classes == 2
+    assert data.group_counts.tolist() == [4] * 6
+    batch = data.val[list(range(6))]
+    assert batch.y.tolist() == [0, 1, 0, 1, 0, 1] and batch.x.shape == (6, 3, 32, 32)
+    # Rows 1, 2 are (cat, indoor), (dog, indoor): groups 0 and 3.
+    assert data.train[[0, 1]].group.tolist() == [0, 3]
+
+
+def test_a_bad_metadata_file_gets_one_sentence(tmp_path):
+    from overparam.data.layouts import make_metadata_images
+    from overparam.data.metadata import MetadataImages
+
+    root = make_metadata_images(tmp_path)
+    metadata = root / "metadata.csv"
+    original = metadata.read_text()
+    build = lambda: MetadataImages(  # noqa: E731
+        str(root), batch_size=4, split_values={"train": "train", "val": "val", "test": "test"}
+    ).setup()
+    metadata.write_text(original.replace(",train\n", ",training\n", 1))
+    with pytest.raises(ValueError, match=r"row 1 has split 'training'; expected one of train \(train\), val"):
+        build()
+    metadata.write_text(original.replace("filename,", "file,", 1))
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) filename; expected metadata.csv \(columns"):
+        build()
+    metadata.write_text(original.replace("water,val", "indoor,val"))  # val loses both water groups
+    with pytest.raises(ValueError, match=r"the val split has no rows of group cat_water"):
+        build()
+    metadata.write_text(original)
+    (root / "images" / "dog" / "0003.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"row 4 names .*0003.jpg, but it does not exist"):
+        build()
+
+
+def test_own_images_train_end_to_end_with_a_convolutional_network(tmp_path):
+    from overparam.data.layouts import make_metadata_images
+
+    root = make_metadata_images(tmp_path / "data")
+    args = [
+        *TINY,
+        "data=metadata_images",
+        f"data.root={root}",
+        "data.split_values={train:train,val:val,test:test}",
+        "model=resnet18",
+        "weighting=gdro",
+    ]
+    execute(compose_config(args, tmp_path / "run"))
+    result = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert result["status"] == "completed"
+    assert {f"test/group_acc/{label}_water" for label in ("cat", "dog")} <= set(result["metrics"])

@@ -77,7 +77,11 @@ class FeatureFile(GroupDataModule):
     """Precomputed features in one `.npz` (seed 004's CIFAR-10 setting: 512-d ResNet-18 features of the 50,000
     training and 10,000 test images): arrays `x_train`, `y_train`, `x_test`, `y_test` (class ids). Nothing is
     computed or downloaded here; see the README for making the file. The last `n_val` training rows are the
-    validation split (the transfer protocol's external sets). One group per class."""
+    validation split (the transfer protocol's external sets), unless the file holds `x_val`, `y_val`.
+
+    Groups: one per class; or, when the file holds a spurious attribute per row (`a_train`, `a_test` and,
+    with a validation split of its own, `a_val`; integer ids), one per (class, attribute) pair, named
+    `class<y>_attr<a>` (an embedding study, or DFR-style features, with their spurious attribute)."""
 
     def __init__(
         self,
@@ -103,27 +107,46 @@ class FeatureFile(GroupDataModule):
             raise FileNotFoundError(
                 f"{self.path} is missing; it must be an .npz with x_train, y_train, x_test, y_test"
             )
-        stored = np.load(self.path)
+        stored = dict(np.load(self.path))
         missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in stored]
         if missing:
             raise ValueError(
                 f"{self.path} lacks {', '.join(missing)} (expected x_train, y_train, x_test, y_test)"
             )
-        self.n_classes = int(max(stored["y_train"].max(), stored["y_test"].max())) + 1
-        self.group_names = tuple(f"class{k}" for k in range(self.n_classes))
-        n = len(stored["y_train"])
-        if not 0 < self.n_val < n:
-            raise ValueError(f"n_val must be in (0, {n}) for {self.path}, got {self.n_val}")
-        pieces = [
-            (stored["x_train"][: n - self.n_val], stored["y_train"][: n - self.n_val]),
-            (stored["x_train"][n - self.n_val :], stored["y_train"][n - self.n_val :]),
-            (stored["x_test"], stored["y_test"]),
-        ]
+        attributes = "a_train" in stored
+        names = ("train", "val", "test") if "x_val" in stored else ("train", "test")
+        needed = [f"a_{name}" for name in names]
+        if attributes and any(key not in stored for key in needed):
+            absent = ", ".join(key for key in needed if key not in stored)
+            raise ValueError(f"{self.path} has a_train but lacks {absent}: every split needs its attribute")
+        if "x_val" not in stored:
+            n = len(stored["y_train"])
+            if not 0 < self.n_val < n:
+                raise ValueError(f"n_val must be in (0, {n}) for {self.path}, got {self.n_val}")
+            for key in ("x", "y", "a"):
+                if f"{key}_train" in stored:
+                    whole = stored[f"{key}_train"]
+                    stored[f"{key}_train"], stored[f"{key}_val"] = (
+                        whole[: n - self.n_val],
+                        whole[n - self.n_val :],
+                    )
+        labels = [np.asarray(stored[f"y_{name}"], dtype=np.int64) for name in ("train", "val", "test")]
+        self.n_classes = int(max(y.max() for y in labels)) + 1
+        if attributes:
+            values = [np.asarray(stored[f"a_{name}"], dtype=np.int64) for name in ("train", "val", "test")]
+            n_attributes = int(max(a.max() for a in values)) + 1
+            groups = [y * n_attributes + a for y, a in zip(labels, values)]
+            self.group_names = tuple(
+                f"class{y}_attr{a}" for y in range(self.n_classes) for a in range(n_attributes)
+            )
+        else:
+            groups = labels
+            self.group_names = tuple(f"class{k}" for k in range(self.n_classes))
         return tuple(
             TensorSplit(
-                torch.from_numpy(np.asarray(x, dtype=np.float32)),
-                class_targets(np.asarray(y), self.targets, self.n_classes),
-                torch.from_numpy(np.asarray(y, dtype=np.int64)),
+                torch.from_numpy(np.asarray(stored[f"x_{name}"], dtype=np.float32)),
+                class_targets(y, self.targets, self.n_classes),
+                torch.from_numpy(group),
             )
-            for x, y in pieces
+            for name, y, group in zip(("train", "val", "test"), labels, groups)
         )

@@ -62,22 +62,30 @@ def image_splits(
     table: Path,
     group_names: tuple[str, ...],
     cached: CachedPipeline | None = None,
+    n_attributes: int = 2,
 ) -> tuple[ImageSplit | CachedImageSplit, ...]:
-    """Train/val/test `ImageSplit`s (split ids 0/1/2) with groups 2·y + spurious attribute, then the
-    training split again with the evaluation transform (for train accuracy measured as the paper does).
-    With `cached`, `CachedImageSplit`s of decoded images instead (the training split's images shared).
+    """Train/val/test `ImageSplit`s (split ids 0/1/2) with groups y·A + the spurious attribute (A =
+    `n_attributes` values; len(group_names) / A classes), then the training split again with the
+    evaluation transform (for train accuracy measured as the paper does). With `cached`,
+    `CachedImageSplit`s of decoded images instead (the training split's images shared).
 
-    `table` (the metadata file) is named when a row holds a label outside {0, 1} or a split lacks a group.
+    `table` (the metadata file) is named when a row holds a label or attribute out of range or a split
+    lacks a group.
     """
-    for name, values in (("label", y), ("attribute", spurious), ("split", split)):
-        allowed = (0, 1, 2) if name == "split" else (0, 1)
+    n_classes = len(group_names) // n_attributes
+    for name, values, allowed in (
+        ("label", y, tuple(range(n_classes))),
+        ("attribute", spurious, tuple(range(n_attributes))),
+        ("split", split, (0, 1, 2)),
+    ):
         bad = torch.nonzero(~torch.isin(values, torch.tensor(allowed))).flatten()
         if len(bad):
             raise ValueError(
                 f"{table} row {int(bad[0]) + 1} has {name} {int(values[bad[0]])}; expected one of {allowed}."
             )
+    group = y * n_attributes + spurious
     for k, split_name in enumerate(("train", "val", "test")):
-        counts = torch.bincount((2 * y + spurious)[split == k], minlength=len(group_names))
+        counts = torch.bincount(group[split == k], minlength=len(group_names))
         if (counts == 0).any():
             empty = group_names[int(torch.nonzero(counts == 0)[0])]
             raise ValueError(
@@ -88,7 +96,7 @@ def image_splits(
         splits = []
         for k in range(3):
             rows = torch.nonzero(split == k).flatten()
-            targets, groups = encode_labels(y[rows], labels), 2 * y[rows] + spurious[rows]
+            targets, groups = encode_labels(y[rows], labels), group[rows]
             splits.append(cached.split([paths[i] for i in rows], targets, groups, train=k == 0))
         train = splits[0]
         return (*splits, CachedImageSplit(train.store, train.y, train.group, cached.eval))
@@ -99,7 +107,7 @@ def image_splits(
             ImageSplit(
                 [paths[i] for i in rows],
                 encode_labels(y[rows], labels),
-                2 * y[rows] + spurious[rows],
+                group[rows],
                 transform,
             )
         )

@@ -122,3 +122,18 @@ def make_waterbirds(root: Path, n: int = 32) -> Path:
         rows.append(f"{i + 1},{filename},{y},{split},{place},/b/bamboo_forest/{i:08d}.jpg")
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def make_metadata_images(root: Path, n: int = 36) -> Path:
+    """A MetaShift-like export: text labels (cat, dog), a three-valued attribute (indoor, outdoor, water)
+    and text splits, in metadata.csv with the generic loader's default column names."""
+    rng = np.random.default_rng(2)
+    rows = ["filename,y,a,split"]
+    for i in range(n):
+        label, attribute = ("cat", "dog")[i % 2], ("indoor", "outdoor", "water")[(i // 2) % 3]
+        split = "train" if i < n - 12 else ("val" if i < n - 6 else "test")
+        filename = f"images/{label}/{i:04d}.jpg"
+        write_jpeg(root / filename, rng, (48, 40))
+        rows.append(f"{filename},{label},{attribute},{split}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
-import torch
-from torchvision.transforms import v2
-
-from overparam.data.base import GroupDataModule
-from overparam.data.image_cache import CachedPipeline, DeviceTransform
-from overparam.data.images import check_image_files, check_pipeline, image_splits, normalized, require_files
-
-LAYOUT = "metadata.csv (columns img_filename, y, split, place) and the image folders it names"
+from overparam.data.metadata import MetadataImages
 
 
-class Waterbirds(GroupDataModule):
-    """Splits from `metadata.csv` (split 0/1/2 = train/val/test); groups = 2·y + place.
+class Waterbirds(MetadataImages):
+    """Splits from `metadata.csv` (columns img_filename, y, split, place; split 0/1/2 = train/val/test);
+    groups = 2·y + place.
 
     Transforms follow the Group DRO code (seed 001 §5.1): RandomResizedCrop(scale 0.7–1) + flip for
     training; resize to 256/224 of the image size and a centre crop for evaluation. `pipeline=cached`
@@ -24,7 +15,7 @@ class Waterbirds(GroupDataModule):
     are drawn from the resized image rather than the original (the one departure of the cached path).
     """
 
-    group_names = ("landbird_land", "landbird_water", "waterbird_land", "waterbird_water")
+    known_values = {"label": [0, 1], "attribute": [0, 1]}
 
     def __init__(
         self,
@@ -38,48 +29,19 @@ class Waterbirds(GroupDataModule):
         pipeline: str = "files",
         cache_dir: str | None = None,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, labels, seed)
-        check_pipeline(pipeline)
-        self.root, self.pipeline, self.cache_dir = Path(root).expanduser(), pipeline, cache_dir
-        require_files("Waterbirds", self.root, ["metadata.csv"], LAYOUT)
-        self.image_size = image_size
-        self.drop_last = True
+        columns = {"file": "img_filename", "label": "y", "attribute": "place", "split": "split"}
+        super().__init__(
+            root,
+            batch_size,
+            columns=columns,
+            image_size=image_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            labels=labels,
+            seed=seed,
+            pipeline=pipeline,
+            cache_dir=cache_dir,
+        )
 
-    def build_splits(self):
-        metadata = self.root / "metadata.csv"
-        table = pd.read_csv(metadata)
-        missing = {"img_filename", "y", "split", "place"} - set(table.columns)
-        if missing:
-            raise ValueError(
-                f"{metadata} lacks the column(s) {', '.join(sorted(missing))}; expected {LAYOUT}."
-            )
-        paths = [self.root / name for name in table["img_filename"]]
-        check_image_files(paths, metadata)
-        y, place = torch.tensor(table["y"].values), torch.tensor(table["place"].values)
-        split = torch.tensor(table["split"].values)
-        size = self.image_size
-        train_tf = normalized(
-            v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)), v2.RandomHorizontalFlip()
-        )
-        resized = round(size * 256 / 224)
-        eval_tf = normalized(v2.Resize((resized, resized)), v2.CenterCrop(size))
-        cached = None
-        if self.pipeline == "cached":
-            cached = CachedPipeline(
-                stored_size=(resized, resized),
-                train=DeviceTransform(size, train=True, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)),
-                eval=DeviceTransform(size, train=False, eval_crop=size),
-                cache_dir=self.cache_dir,
-                workers=self.num_workers,
-            )
-        return image_splits(
-            paths,
-            y,
-            place,
-            split,
-            (train_tf, eval_tf, eval_tf),
-            self.labels,
-            metadata,
-            self.group_names,
-            cached,
-        )
+    def named_groups(self, label_values: list, attribute_values: list) -> tuple[str, ...]:
+        return ("landbird_land", "landbird_water", "waterbird_land", "waterbird_water")
