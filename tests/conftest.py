@@ -146,3 +146,6 @@ class TrainingFacts:
         self.train_classes, self.batch_size = classes, batch_size
         self.n_groups, self.n_train = int(groups.max()) + 1, len(groups)
         self.group_counts = torch.bincount(groups, minlength=self.n_groups)
+        per_class = self.n_groups // (int(classes.max()) + 1)
+        class_major = bool((groups // per_class == classes).all())
+        self.group_attributes = torch.arange(self.n_groups) % per_class if class_major else None

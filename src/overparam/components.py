@@ -121,12 +121,14 @@ def build_loss(cfg: DictConfig, data) -> Callable:
 
 def build_reweighter(cfg: DictConfig, data):
     """The reweighter of `cfg.weighting`, built with the training set's facts: every one gets `n_groups`,
-    `group_counts`, `n_train`; one that asks gets each sample's `train_groups` and `train_classes`, the
-    run's `batch_size` (None: full batch) and its `seed` (draws of its own)."""
+    `group_counts`, `n_train`; one that asks gets each sample's `train_groups` and `train_classes`, each
+    group's `group_attributes` (or None), the run's `batch_size` (None: full batch) and its `seed` (draws
+    of its own)."""
     optional = {
         "seed": lambda: cfg.seed,
         "train_groups": lambda: data.train.group,
         "train_classes": lambda: data.train_classes,
+        "group_attributes": lambda: data.group_attributes,
         "batch_size": lambda: data.batch_size,
     }
     facts = {"n_groups": data.n_groups, "group_counts": data.group_counts, "n_train": data.n_train}
@@ -172,6 +174,11 @@ def assemble(
         nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
     if len(nets) > 1:
         check_fits(nets, data, trainer.strategy.root_device, memory_budget)
+    if reweighters[0].mixes_inputs and (len(members) > 1 or cfg.run.compile is True):
+        raise ConfigError(
+            f"weighting {cfg.weighting._target_.rsplit('.', 1)[-1]} mixes inputs, which eager steps of one "
+            "network do: train its runs one at a time (no stacking) with run.compile=false or auto"
+        )
     if reweighters[0].sample_weights(data.train.group) is not None and data.batch_size is None:
         raise ConfigError("weighting.mode=sampler draws mini-batches: set data.batch_size to an integer")
     loss_fns = [build_loss(member, data) for member in members]

@@ -175,7 +175,7 @@ class ReweightedModule(L.LightningModule):
         start, steps = self.trainer.global_step, self.steps_in_chunk()
         self.reweighter_event = self.reweighter.next_event_step(start)
         # Plain steps skip Lightning's per-step machinery; the last one of a chunk goes through it (hooks).
-        plain = (steps > 1 or self.compile) and self.uses_plain_steps()
+        plain = (steps > 1 or self.compile) and self.uses_plain_steps() and not self.reweighter.mixes_inputs
         now = None  # a stacked model's outputs, losses, q and objectives at this step
         unroll = self.compile_unroll if plain and self.compile else 1
         i = 0
@@ -194,8 +194,7 @@ class ReweightedModule(L.LightningModule):
                 objectives, outputs, losses, q = self.plain_step().gradients(batch)
             else:
                 optimizer.zero_grad(set_to_none=True)
-                outputs = self.net(batch.x)
-                losses = self.loss_fn(outputs, batch.y)
+                outputs, losses = self.forward_losses(batch)
                 q = self.reweighter(losses, batch.group, batch.index)
                 objectives = self.objective(losses, q)
             if self.members > 1:
@@ -239,6 +238,19 @@ class ReweightedModule(L.LightningModule):
         if self.members > 1:
             self.log_members({f"train/member{k}/objective": v for k, v in enumerate(objectives.detach())})
         return {"loss": objective.detach(), "q": q.detach(), "groups": batch.group}
+
+    def forward_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The network's outputs on the batch and the per-sample losses (on mixed inputs, when the
+        reweighter mixes them: each loss the λ-weighted mean of the losses against both targets)."""
+        if not self.reweighter.mixes_inputs:
+            outputs = self.net(batch.x)
+            return outputs, self.loss_fn(outputs, batch.y)
+        mixed, partner, share = self.reweighter.mix(batch)
+        outputs = self.net(mixed)
+        share = share.to(outputs.dtype)
+        return outputs, share * self.loss_fn(outputs, batch.y) + (1 - share) * self.loss_fn(
+            outputs, batch.y[partner]
+        )
 
     def reweighter_acts(self) -> None:
         """After the step the reweighter's `next_event_step` named, its hook; what it returns is written at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning as L
@@ -427,3 +428,57 @@ def test_class_balanced_sampling_draws_each_class_equally_often():
     torch.testing.assert_close(class_mass, torch.tensor([0.5, 0.5], dtype=torch.float64))
     q = rwy(torch.rand(len(GROUPS)), GROUPS, torch.arange(len(GROUPS)))
     torch.testing.assert_close(q, torch.full((len(GROUPS),), 1 / len(GROUPS)))  # the draws do the weighing
+
+
+@pytest.mark.parametrize("p_intra_label", [1.0, 0.0], ids=["intra-label", "intra-domain"])
+def test_lisa_mixes_within_a_label_across_attributes_or_within_an_attribute_across_labels(p_intra_label):
+    from overparam.data.base import Batch
+
+    lisa = build(Path("lisa.yaml"))
+    lisa.p_intra_label = p_intra_label
+    groups = torch.tensor([0, 0, 1, 2, 3, 3, 3])  # (class, attribute): (0,0) (0,0) (0,1) (1,0) (1,1) ...
+    x = torch.randn(7, 3)
+    batch = Batch(x, groups // 2, groups, torch.arange(7))
+    torch.manual_seed(0)
+    mixed, partner, share = lisa.mix(batch)
+    cls, attribute = groups // 2, groups % 2
+    if p_intra_label == 1.0:
+        assert bool((cls[partner] == cls).all() and (attribute[partner] != attribute).all())
+    else:  # group 1 = (0, 1) has no partner of attribute 1 and class 1 but group 3's
+        assert bool((cls[partner] != cls).all() and (attribute[partner] == attribute).all())
+    torch.testing.assert_close(mixed, share[:, None] * x + (1 - share[:, None]) * x[partner])
+    assert bool(((share > 0) & (share < 1)).all())
+
+
+def test_lisa_leaves_a_sample_without_a_partner_unmixed_and_draws_group_balanced():
+    from overparam.data.base import Batch
+
+    lisa = build(Path("lisa.yaml"))
+    lisa.p_intra_label = 1.0
+    groups = torch.tensor([0, 0, 3])  # no class-0 sample of attribute 1, no class-1 sample of attribute 0
+    mixed, partner, _ = lisa.mix(Batch(torch.randn(3, 2), groups // 2, groups, torch.arange(3)))
+    assert partner.tolist() == [0, 1, 2]
+    weights = lisa.sample_weights(GROUPS)
+    torch.testing.assert_close(torch.bincount(GROUPS, weights=weights), torch.ones(4, dtype=torch.float64))
+
+
+def test_mixing_trains_end_to_end_and_refuses_what_it_cannot_do(tmp_path):
+    from conftest import QUIET_NO_CHECKPOINTS
+    from overparam.entry import execute
+    from overparam.errors import ConfigError
+
+    small = [
+        *QUIET_NO_CHECKPOINTS,
+        "data.n_train=600",
+        "data.n_val=200",
+        "data.n_test=200",
+        "trainer.max_steps=10",
+    ]
+    execute(compose_config([*small, "weighting=lisa"], tmp_path / "lisa"))
+    assert json.loads((tmp_path / "lisa" / "metrics.json").read_text())["status"] == "completed"
+    with pytest.raises(ConfigError, match="Mixup mixes inputs, which eager steps of one network do"):
+        execute(
+            compose_config(
+                [*small, "weighting=mixup", "run.compile=true", "data.batch_size=null"], tmp_path / "c"
+            )
+        )

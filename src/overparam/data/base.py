@@ -113,6 +113,18 @@ class GroupDataModule(L.LightningDataModule):
         return y.long() if self.labels == "index" else (y > self.label_threshold).long()
 
     @property
+    def group_attributes(self) -> Tensor | None:
+        """Each group's spurious attribute id, when the groups are (class, attribute) pairs in class-major
+        order (group = class·A + attribute, as the datasets here build them: checked on the training
+        set); None otherwise."""
+        if self.n_groups % self.n_classes:
+            return None
+        per_class = self.n_groups // self.n_classes
+        if not bool((self.train.group // per_class == self.train_classes).all()):
+            return None
+        return torch.arange(self.n_groups) % per_class
+
+    @property
     def train_class_counts(self) -> Tensor:
         return torch.bincount(self.train_classes, minlength=self.n_classes)
 

@@ -18,6 +18,9 @@ class Reweighter(StepEvents, nn.Module):
     - `uniform`: q = 1/n on every batch, so a full-batch objective is the plain training loss;
     - `static`: q depends only on the groups (closed forms θ*_μ exist then);
     - `restarts_network`: a hook may restart the network from θ0 (the module then keeps θ0);
+    - `mixes_inputs`: the network trains on mixed inputs: `mix(batch)` returns them, each sample's
+      partner in the batch and its share λ_i, and the module takes λ_i ℓ(f(x̃_i), y_i) +
+      (1 − λ_i) ℓ(f(x̃_i), y_partner) as sample i's loss (eager steps only);
     - `sample_weights(train_groups)`: per-sample draw probabilities for a sampler, or None;
     - `next_event_step(step)` / `at_event_step(training)`: a step after which the algorithm acts on the
       training run (`training` offers `misclassified()` and `restart()`); the module calls it after
@@ -29,6 +32,7 @@ class Reweighter(StepEvents, nn.Module):
     uniform = False
     static = False
     restarts_network = False
+    mixes_inputs = False
 
     def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:
         super().__init__()
