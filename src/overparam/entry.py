@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from overparam import rundir
 from overparam.errors import ConfigError, InputError
 from overparam.loggers import route_library_logs
+from overparam.procedures.dfr import deep_feature_reweighting
 from overparam.procedures.lr_search import monotone_learning_rate
 from overparam.procedures.sigma_search import shrink_sigma
 from overparam.run import RunResult, run
@@ -28,6 +29,8 @@ def execute(cfg: DictConfig) -> RunResult:
     validate(cfg)
     if cfg.get("sigma_search"):
         return run_procedure(cfg, shrink_sigma)
+    if cfg.get("dfr") is not None:
+        return run_procedure(cfg, deep_feature_reweighting)
     if cfg.get("lr_search"):
         if cfg.run.lr_scale is not None:
             raise ConfigError("lr_search chooses optim.lr itself: set run.lr_scale=null")

@@ -63,6 +63,16 @@ class SigmaSearch:
 
 
 @dataclass
+class DeepFeatureReweighting:
+    """DFR's last-layer retraining after the run (procedures.dfr)."""
+
+    c_grid: List[float] = field(default_factory=lambda: [1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01])  # noqa: UP006
+    subsets: int = 20
+    seed: int = 0
+    cache_dir: str | None = None  # stage 1's features (default ~/.cache/overparam/features)
+
+
+@dataclass
 class TrainConfig:
     """`conf/train.yaml`: the component groups (checked against their constructors by `validate`) and the
     run's own settings."""
@@ -80,6 +90,7 @@ class TrainConfig:
     run: RunSettings = field(default_factory=RunSettings)
     lr_search: LrSearch | None = None
     sigma_search: SigmaSearch | None = None
+    dfr: DeepFeatureReweighting | None = None
     ckpt_path: str | None = None
     objective: str = "best/val/worst_group_acc"
     figure: Any = None

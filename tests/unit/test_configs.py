@@ -16,6 +16,8 @@ OPTIONS = sorted(p for p in CONF.glob("*/*.yaml") if p.parent.name not in ("expe
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 NEEDS_FILES = {"celeba", "waterbirds", "metadata_images"}
 # Groups whose options set keys elsewhere in the config (`@package _global_` or `model`), added with `+`.
+# Groups outside train.yaml's defaults list: an option is added with `+` (`+dfr=default`).
+APPENDED_GROUPS = {"dfr"}
 SETTING_GROUPS = {"recipe": "optim", "node_scaling": "model", "debug": "trainer"}
 
 
@@ -33,7 +35,8 @@ def test_every_option_composes_and_instantiates(option, tmp_path):
     job_only = (
         ["logger.wandb.name=n", "logger.wandb.group=g", "logger.wandb.tags=[t]"] if name == "wandb" else []
     )
-    cfg = compose_config([f"{group}={name}", *job_only], run_dir=tmp_path)
+    plus = "+" if group in APPENDED_GROUPS else ""
+    cfg = compose_config([f"{plus}{group}={name}", *job_only], run_dir=tmp_path)
     node = cfg[group] if group != "optim" else cfg.optim
     if group == "data" and name in NEEDS_FILES:
         assert OmegaConf.is_missing(node, "root")  # instantiated against fixtures in test_image_data.py
