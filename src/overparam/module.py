@@ -111,6 +111,7 @@ class ReweightedModule(L.LightningModule):
         self.written_member_metrics: dict[str, float] = {}
         # θ0 (parameters and buffers) for a reweighter that restarts the network, checkpointed.
         self.initial_state = copy.deepcopy(net.state_dict()) if reweighter.restarts_network else None
+        reweighter.attach(net, optimizer)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -175,7 +176,8 @@ class ReweightedModule(L.LightningModule):
         start, steps = self.trainer.global_step, self.steps_in_chunk()
         self.reweighter_event = self.reweighter.next_event_step(start)
         # Plain steps skip Lightning's per-step machinery; the last one of a chunk goes through it (hooks).
-        plain = (steps > 1 or self.compile) and self.uses_plain_steps() and not self.reweighter.mixes_inputs
+        eager_only = self.reweighter.mixes_inputs or self.reweighter.observes_batches
+        plain = (steps > 1 or self.compile) and self.uses_plain_steps() and not eager_only
         now = None  # a stacked model's outputs, losses, q and objectives at this step
         unroll = self.compile_unroll if plain and self.compile else 1
         i = 0
@@ -242,6 +244,8 @@ class ReweightedModule(L.LightningModule):
     def forward_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """The network's outputs on the batch and the per-sample losses (on mixed inputs, when the
         reweighter mixes them: each loss the λ-weighted mean of the losses against both targets)."""
+        if self.reweighter.observes_batches:
+            self.reweighter.observe(batch)
         if not self.reweighter.mixes_inputs:
             outputs = self.net(batch.x)
             return outputs, self.loss_fn(outputs, batch.y)

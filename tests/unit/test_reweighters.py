@@ -482,3 +482,56 @@ def test_mixing_trains_end_to_end_and_refuses_what_it_cannot_do(tmp_path):
                 [*small, "weighting=mixup", "run.compile=true", "data.batch_size=null"], tmp_path / "c"
             )
         )
+
+
+def test_lff_weighs_each_sample_by_its_class_normalized_biased_and_debiased_loss_averages():
+    from overparam.weighting.lff import LearningFromFailure
+
+    lff = LearningFromFailure(2, torch.tensor([2, 2]), 4, train_classes=torch.tensor([0, 0, 1, 1])).double()
+    index = torch.arange(4)
+    lff.batch_biased_losses = torch.tensor([1.0, 2.0, 3.0, 1.0], dtype=torch.float64)
+    q = lff(torch.tensor([1.0, 1.0, 1.0, 3.0], dtype=torch.float64), torch.zeros(4, dtype=torch.long), index)
+    # First sight: the averages are the losses. Over each class's largest: biased (1/2, 1, 1, 1/3),
+    # debiased (1, 1, 1/3, 1); W = b / (b + d), and q = W / n (the authors' mean of weighted losses).
+    expected = torch.tensor([0.5 / 1.5, 0.5, 0.75, 0.25], dtype=torch.float64) / 4
+    torch.testing.assert_close(q, expected, rtol=1e-6, atol=0)
+    # Then each average moves by 0.3 towards the new loss: sample 0's biased average 0.7·1 + 0.3·4.
+    lff.batch_biased_losses = torch.tensor([4.0], dtype=torch.float64)
+    lff(torch.tensor([1.0], dtype=torch.float64), torch.zeros(1, dtype=torch.long), index[:1])
+    assert float(lff.average_biased[0]) == pytest.approx(1.9)
+
+
+def test_lff_up_weights_the_samples_its_biased_twin_gets_wrong(tmp_path):
+    """Colored MNIST (colour agrees with the label on 95% of training images): after two epochs the
+    bias-conflicting images (groups y0_green, y1_red) weigh far more than the aligned ones."""
+    from conftest import QUIET_NO_CHECKPOINTS
+    from overparam.entry import execute
+
+    probe = "+callbacks.batches._target_=test_reweighters.ReweighterProbe"
+    args = [
+        *QUIET_NO_CHECKPOINTS,
+        "weighting=lff",
+        "optim=adam",
+        "optim.lr=1e-3",
+        "trainer.max_epochs=2",
+        probe,
+    ]
+    execute(compose_config(args, tmp_path))
+    lff, groups = ReweighterProbe.reweighter, ReweighterProbe.groups
+
+    def by_class(average: torch.Tensor) -> torch.Tensor:
+        largest = torch.zeros(2, dtype=average.dtype).scatter_reduce(0, lff.classes, average, reduce="amax")
+        return average / largest[lff.classes]
+
+    biased, debiased = by_class(lff.average_biased), by_class(lff.average_debiased)
+    weight = biased / (biased + debiased)
+    conflicting = (groups == 1) | (groups == 2)
+    assert float(weight[conflicting].mean()) > 2 * float(weight[~conflicting].mean())
+
+
+class ReweighterProbe(L.Callback):
+    """Keeps the reweighter and the training groups at the end of fitting."""
+
+    def on_fit_end(self, trainer, pl_module):
+        ReweighterProbe.reweighter = pl_module.reweighter
+        ReweighterProbe.groups = trainer.datamodule.train.group

@@ -21,6 +21,10 @@ class Reweighter(StepEvents, nn.Module):
     - `mixes_inputs`: the network trains on mixed inputs: `mix(batch)` returns them, each sample's
       partner in the batch and its share λ_i, and the module takes λ_i ℓ(f(x̃_i), y_i) +
       (1 − λ_i) ℓ(f(x̃_i), y_partner) as sample i's loss (eager steps only);
+    - `observes_batches`: `observe(batch)` sees every training batch before the network's forward (a
+      reweighter that trains a network of its own on it; eager steps only);
+    - `attach(net, optimizer)`: called once with the network the module trains and its optimizer's factory
+      (a reweighter that trains a network of its own builds it and its optimizer from them);
     - `sample_weights(train_groups)`: per-sample draw probabilities for a sampler, or None;
     - `next_event_step(step)` / `at_event_step(training)`: a step after which the algorithm acts on the
       training run (`training` offers `misclassified()` and `restart()`); the module calls it after
@@ -33,6 +37,7 @@ class Reweighter(StepEvents, nn.Module):
     static = False
     restarts_network = False
     mixes_inputs = False
+    observes_batches = False
 
     def __init__(self, n_groups: int, group_counts: Tensor, n_train: int) -> None:
         super().__init__()
@@ -49,6 +54,9 @@ class Reweighter(StepEvents, nn.Module):
 
     def sample_weights(self, train_groups: Tensor) -> Tensor | None:
         return None
+
+    def attach(self, net: nn.Module, optimizer) -> None:
+        """The network the module trains and its optimizer factory (most reweighters need neither)."""
 
     def max_weight(self) -> float:
         """An upper bound on any q_i over the full training batch (sets the stable full-batch step size)."""
