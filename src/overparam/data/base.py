@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import lightning as L
@@ -38,6 +39,21 @@ def encode_labels(classes: Tensor, labels: str) -> Tensor:
     if labels == "pm1":
         return classes.float() * 2 - 1
     return classes.float()
+
+
+def check_every_split_has_every_group(
+    group: Tensor, split: Tensor, group_names: tuple[str, ...], table: Path
+) -> None:
+    """Rows of a metadata `table` with split ids 0/1/2 (train/val/test): name a split without some group
+    in one sentence."""
+    for k, split_name in enumerate(("train", "val", "test")):
+        counts = torch.bincount(group[split == k], minlength=len(group_names))
+        if (counts == 0).any():
+            empty = group_names[int(torch.nonzero(counts == 0)[0])]
+            raise ValueError(
+                f"{table}: the {split_name} split has no rows of group {empty}; every split needs every "
+                "group (its worst-group accuracy is undefined otherwise)."
+            )
 
 
 def whole(split: Dataset) -> Batch:

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from overparam.data.base import Batch, encode_labels
+from overparam.data.base import Batch, check_every_split_has_every_group, encode_labels
 from overparam.data.image_cache import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -84,14 +84,7 @@ def image_splits(
                 f"{table} row {int(bad[0]) + 1} has {name} {int(values[bad[0]])}; expected one of {allowed}."
             )
     group = y * n_attributes + spurious
-    for k, split_name in enumerate(("train", "val", "test")):
-        counts = torch.bincount(group[split == k], minlength=len(group_names))
-        if (counts == 0).any():
-            empty = group_names[int(torch.nonzero(counts == 0)[0])]
-            raise ValueError(
-                f"{table}: the {split_name} split has no rows of group {empty}; every split needs every "
-                "group (its worst-group accuracy is undefined otherwise)."
-            )
+    check_every_split_has_every_group(group, split, group_names, table)
     if cached is not None:
         splits = []
         for k in range(3):

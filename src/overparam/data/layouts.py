@@ -3,10 +3,12 @@ CelebA-sized one for the image pipeline benchmark (`benchmarks/images.py`)."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 CELEBA_ATTRIBUTES = [
@@ -136,4 +138,81 @@ def make_metadata_images(root: Path, n: int = 36) -> Path:
         write_jpeg(root / filename, rng, (48, 40))
         rows.append(f"{filename},{label},{attribute},{split}")
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+WORDS = "the a no never nobody nothing cat dog sat ran on mat park good bad people men women they".split()
+
+
+def make_tiny_bert(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialized two-layer BERT of width 16 with a word-level vocabulary, saved as
+    save_pretrained writes bert-base-uncased (config.json, weights, vocab.txt): the text tests' model."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n"
+    )
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64,
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+def sentence(rng: np.random.Generator, negated: bool = False) -> str:
+    words = list(rng.choice(WORDS[6:], size=4))
+    return " ".join(["nobody", *words] if negated else ["the", *words])
+
+
+def make_civilcomments(root: Path, n: int = 48) -> Path:
+    """WILDS' all_data_with_identities.csv: comment_text, toxicity, split and the identity columns (the
+    rows cycle through the four toxicity × identity groups in every split)."""
+    rng = np.random.default_rng(3)
+    root.mkdir(parents=True, exist_ok=True)
+    identities = ["male", "female", "LGBTQ", "christian", "muslim", "other_religions", "black", "white"]
+    rows = []
+    for i in range(n):
+        toxic, mentioned = i % 2, (i // 2) % 2
+        scores = {name: 0.0 for name in identities}
+        scores[identities[i % len(identities)]] = 0.8 if mentioned else 0.2
+        split = "train" if i < n - 16 else ("val" if i < n - 8 else "test")
+        rows.append(
+            {"comment_text": sentence(rng), "toxicity": 0.7 if toxic else 0.1, "split": split, **scores}
+        )
+    pd.DataFrame(rows).to_csv(root / "all_data_with_identities.csv", index=True)
+    return root
+
+
+def make_multinli(root: Path, n: int = 72) -> Path:
+    """The Group DRO code's MultiNLI: the three MultiNLI 1.0 .jsonl files and metadata_random.csv, whose
+    first column is each kept row's position in those files (rows with gold label '-' are dropped)."""
+    rng = np.random.default_rng(4)
+    root.mkdir(parents=True, exist_ok=True)
+    names = ("contradiction", "entailment", "neutral")
+    pairs, metadata = [], []
+    for i in range(n + 3):
+        if i % 25 == 24:  # a pair without a gold label, left out of the metadata as the authors' script does
+            pairs.append({"sentence1": sentence(rng), "sentence2": sentence(rng), "gold_label": "-"})
+            continue
+        k = len(metadata)
+        label, negation = k % 3, (k // 3) % 2
+        split = 0 if k < n - 24 else (1 if k < n - 12 else 2)
+        pairs.append(
+            {
+                "sentence1": sentence(rng),
+                "sentence2": sentence(rng, bool(negation)),
+                "gold_label": names[label],
+            }
+        )
+        metadata.append({"": i, "gold_label": label, "sentence2_has_negation": negation, "split": split})
+    thirds = np.array_split(np.arange(len(pairs)), 3)
+    for part, rows in zip(("train", "dev_matched", "dev_mismatched"), thirds):
+        lines = [json.dumps(pairs[i]) for i in rows]
+        (root / f"multinli_1.0_{part}.jsonl").write_text("\n".join(lines) + "\n")
+    pd.DataFrame(metadata).to_csv(root / "metadata_random.csv", index=False)
     return root
