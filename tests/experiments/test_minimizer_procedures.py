@@ -9,6 +9,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -274,3 +275,54 @@ def test_centering_and_asi_remove_the_init_term_at_large_sigma(tmp_path):
                 ["+experiment=minimizer_fig2", "run.mitigation=asi", "run.ensemble=2"], tmp_path / "pair"
             )
         )
+
+
+def check_fig2(sweep_dir) -> dict:
+    """Spec F2.1–F2.6 on a Fig. 2 sweep, per depth, on the mean over its inits; returns what was measured."""
+    table = seed003.runs(sweep_dir)
+    assert len(table) and table["converged"].all(), "every run reaches the stop loss"
+    measured = {}
+    for depth, part in table.groupby("depth"):
+        rows = [fig2_row(run) for _, run in part.iterrows()]
+        curve = pd.DataFrame(rows).groupby("sigma").mean().sort_index()
+        assert curve["int"].max() / curve["int"].min() - 1 < 1e-6  # F2.1
+        large = curve.loc[[2.0, 2.828, 4.0]]
+        slope = np.polyfit(np.log(large.index), np.log(large["nn"]), 1)[0]
+        assert abs(slope - 2 * depth) <= 0.6  # F2.2
+        assert curve.loc[4.0, "nn"] >= 100 * curve.loc[0.5, "nn"]  # F2.3
+        small = curve[curve.index <= 0.5]
+        assert (small["nn"] <= 2 * small["int"] + 0.005).all()  # F2.4
+        lazy = curve[curve.index >= 1.0]
+        assert (lazy["nn_to_lin"] <= 0.3 * lazy["init_term"]).all()  # F2.5
+        assert (abs(lazy["nn"] - lazy["lin"]) <= 0.2 * lazy["lin"] + 0.005).all()
+        assert curve["int_error"].max() <= 0.02 and curve.loc[4.0, "nn_error"] >= 0.25  # F2.6
+        measured[depth] = {"slope": slope, "curve": curve}
+    return measured
+
+
+def fig2_row(run) -> dict:
+    """A run's test MSE next to the closed forms' (test/loss is half the mean squared error), the 0-1
+    errors, and f_NN's distance to f_lin,∞ against the init term of f_lin,∞."""
+    saved = torch.load(run["job"] / "limits.pt", weights_only=True)
+    f_nn = torch.load(run["job"] / "snapshots.pt", weights_only=True)["test_outputs"].squeeze(-1)
+    y, f_lin, f_int = saved["y_test"], saved["f_lin_test"], saved["f_int_test"]
+    return {
+        "sigma": run["sigma"],
+        "nn": run["test_loss"],
+        "lin": 0.5 * (f_lin - y).pow(2).mean().item(),
+        "int": 0.5 * (f_int - y).pow(2).mean().item(),
+        "int_error": (torch.sign(f_int) != torch.sign(y)).double().mean().item(),
+        "nn_error": run["test_error"],
+        "nn_to_lin": (f_nn.double() - f_lin).pow(2).mean().sqrt().item(),
+        "init_term": (f_lin - f_int).pow(2).mean().sqrt().item(),
+    }
+
+
+@pytest.mark.slow
+def test_fig2_at_the_papers_widths_and_stop_loss(tmp_path):
+    """The gallery's Fig. 2: m = 4000 (L = 2) and 2000 (L = 3), the paper's stop loss 1e-5, one init (the
+    paper averages 10): F2.1–F2.6 hold (about 70 minutes on 2 cores)."""
+    from conftest import gallery_sweep
+
+    gallery_sweep("minimizer_fig2", tmp_path)
+    check_fig2(tmp_path)
