@@ -26,11 +26,18 @@ def build(name: str, in_shape: tuple[int, ...], out: int) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_every_model_maps_a_batch_to_its_outputs(name):
-    image = name.startswith("resnet")
-    in_shape = (3, 32, 32) if image else (5,)
-    net = build(name, in_shape, 1)
-    x = torch.randn(4, *in_shape)
+def test_every_model_maps_a_batch_to_its_outputs(name, tmp_path):
+    if name == "bert":  # a text model reads token ids, from a folder saved on this machine
+        from overparam.data.layouts import make_tiny_bert
+        from overparam.models.bert import TextClassifier
+
+        net, x = (
+            TextClassifier((3, 16), 1, str(make_tiny_bert(tmp_path))),
+            torch.ones(4, 3, 16, dtype=torch.long),
+        )
+    else:
+        in_shape = (3, 32, 32) if name.startswith("resnet") else (5,)
+        net, x = build(name, in_shape, 1), torch.randn(4, *in_shape)
     out = net(x)
     assert out.shape == (4, 1) and torch.isfinite(out).all()
 
