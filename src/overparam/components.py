@@ -174,8 +174,7 @@ def assemble(
         nets, reweighters = [n.double() for n in nets], [r.double() for r in reweighters]
     if len(nets) > 1:
         check_fits(nets, data, trainer.strategy.root_device, memory_budget)
-    eager_only = reweighters[0].mixes_inputs or reweighters[0].observes_batches
-    if eager_only and (len(members) > 1 or cfg.run.compile is True):
+    if reweighters[0].eager_only and (len(members) > 1 or cfg.run.compile is True):
         what = "mixes inputs" if reweighters[0].mixes_inputs else "trains on every batch itself"
         raise ConfigError(
             f"weighting {cfg.weighting._target_.rsplit('.', 1)[-1]} {what}, which eager steps of one "

@@ -45,22 +45,26 @@ class GroupMetrics(Metric):
         self.register_buffer("train_proportions", proportions / proportions.sum(), persistent=False)
 
     def update(self, correct: Tensor, losses: Tensor, groups: Tensor, classes: Tensor | None = None) -> None:
-        correct_sums, totals = self.sums_by(groups, len(self.group_names), correct)
+        correct_sums, loss_sums, totals = self.sums_by(
+            groups, len(self.group_names), correct, losses.detach()
+        )
         self.correct += correct_sums
+        self.loss_sum += loss_sums
         self.total += totals
-        self.loss_sum += self.sums_by(groups, len(self.group_names), losses.detach())[0]
         if classes is not None:
             correct_sums, totals = self.sums_by(classes, self.n_classes, correct)
             self.class_correct += correct_sums
             self.class_total += totals
 
-    def sums_by(self, labels: Tensor, k: int, values: Tensor) -> tuple[Tensor, Tensor]:
-        """Per member, the sum of `values` and the count of samples for each of the k label values."""
+    def sums_by(self, labels: Tensor, k: int, *values: Tensor) -> tuple[Tensor, ...]:
+        """Per member, the sum of each of `values` for each of the k label values, then the counts."""
         # Member m's label g is bin m·k + g: one bincount for all members.
         bins = (labels + k * torch.arange(self.members, device=labels.device)[:, None]).flatten()
         size = self.members * k
-        sums = torch.bincount(bins, weights=values.double().flatten(), minlength=size).view(-1, k)
-        return sums, torch.bincount(bins, minlength=size).double().view(-1, k)
+        sums = [
+            torch.bincount(bins, weights=v.double().flatten(), minlength=size).view(-1, k) for v in values
+        ]
+        return (*sums, torch.bincount(bins, minlength=size).double().view(-1, k))
 
     def worst_class_acc(self) -> Tensor:
         """Per member, the lowest accuracy among the classes present."""

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector
 
 from overparam.batched.progress import MemberEnds
-from overparam.data.base import Batch
+from overparam.data.base import Batch, class_ids
 from overparam.errors import Diverged
 from overparam.events import StepEvents, chunk_end
 from overparam.full_batch_step import FullBatchStep
@@ -122,10 +122,7 @@ class ReweightedModule(L.LightningModule):
         return (outputs.squeeze(-1) > self.label_threshold) == (y > self.label_threshold)
 
     def classes(self, y: Tensor) -> Tensor:
-        """Each target's class id (of one-hot rows, ids, or scalar targets about `label_threshold`)."""
-        if y.dim() > 1:
-            return y.argmax(-1)
-        return (y > self.label_threshold).long() if y.is_floating_point() else y
+        return class_ids(y, self.label_threshold)
 
     def step_participants(self) -> list[StepEvents]:
         """What ends a chunk: callbacks acting at given steps (they run in Lightning's hooks)."""
@@ -176,8 +173,7 @@ class ReweightedModule(L.LightningModule):
         start, steps = self.trainer.global_step, self.steps_in_chunk()
         self.reweighter_event = self.reweighter.next_event_step(start)
         # Plain steps skip Lightning's per-step machinery; the last one of a chunk goes through it (hooks).
-        eager_only = self.reweighter.mixes_inputs or self.reweighter.observes_batches
-        plain = (steps > 1 or self.compile) and self.uses_plain_steps() and not eager_only
+        plain = (steps > 1 or self.compile) and self.uses_plain_steps() and not self.reweighter.eager_only
         now = None  # a stacked model's outputs, losses, q and objectives at this step
         unroll = self.compile_unroll if plain and self.compile else 1
         i = 0

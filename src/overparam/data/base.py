@@ -41,6 +41,14 @@ def encode_labels(classes: Tensor, labels: str) -> Tensor:
     return classes.float()
 
 
+def class_ids(y: Tensor, threshold: float) -> Tensor:
+    """Each target's class id: of one-hot rows their argmax, of ids themselves, of scalar targets whether
+    they exceed `threshold`."""
+    if y.dim() > 1:
+        return y.argmax(-1)
+    return (y > threshold).long() if y.is_floating_point() else y.long()
+
+
 def check_every_split_has_every_group(
     group: Tensor, split: Tensor, group_names: tuple[str, ...], table: Path
 ) -> None:
@@ -125,8 +133,7 @@ class GroupDataModule(L.LightningDataModule):
     @property
     def train_classes(self) -> Tensor:
         """Each training example's class (a scalar target's class: whether it exceeds `label_threshold`)."""
-        y = self.train.y
-        return y.long() if self.labels == "index" else (y > self.label_threshold).long()
+        return class_ids(self.train.y, self.label_threshold)
 
     @property
     def group_attributes(self) -> Tensor | None:

@@ -1,4 +1,5 @@
-"""Readers for user-supplied image files in their standard formats: MNIST / Fashion-MNIST IDX, CIFAR-10."""
+"""Readers for user-supplied files in their standard formats: MNIST / Fashion-MNIST IDX, CIFAR-10, and the
+metadata tables of image and text datasets."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 IDX_DTYPES = {
     0x08: np.uint8,
@@ -23,6 +25,19 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 CIFAR_FILES = tuple(f"data_batch_{k}" for k in range(1, 6)) + ("test_batch",)
+
+
+def read_table(path: Path, columns: set[str], layout: str, **options) -> pd.DataFrame:
+    """A CSV metadata table holding `columns` (pandas `options`); a file that is not CSV, or lacks one of
+    them, is named in one sentence that says what the `layout` expects."""
+    try:
+        table = pd.read_csv(path, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a readable CSV file ({str(error).splitlines()[0]})") from error
+    missing = columns - set(table.columns)
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(sorted(missing))}; expected {layout}.")
+    return table
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -11,6 +11,7 @@ import torch
 from torchvision.transforms import v2
 
 from overparam.data.base import GroupDataModule
+from overparam.data.files import read_table
 from overparam.data.image_cache import CachedPipeline, DeviceTransform
 from overparam.data.images import check_image_files, check_pipeline, image_splits, normalized, require_files
 
@@ -70,16 +71,7 @@ class MetadataImages(GroupDataModule):
 
     def read_metadata(self) -> tuple[pd.DataFrame, Path]:
         path = self.root / self.metadata
-        try:
-            table = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not a readable CSV file ({str(error).splitlines()[0]})") from error
-        missing = set(self.columns.values()) - set(table.columns)
-        if missing:
-            raise ValueError(
-                f"{path} lacks the column(s) {', '.join(sorted(missing))}; expected {self.layout()}."
-            )
-        return table, path
+        return read_table(path, set(self.columns.values()), self.layout()), path
 
     def split_ids(self, table: pd.DataFrame, path: Path) -> torch.Tensor:
         """0/1/2 for train/val/test from the split column; a row with another value is named."""

@@ -14,6 +14,7 @@ from overparam.data.base import (
     check_every_split_has_every_group,
     encode_labels,
 )
+from overparam.data.files import read_table
 from overparam.data.images import require_files
 from overparam.models.bert import load_tokenizer, token_ids
 
@@ -53,16 +54,6 @@ class TokenizedText(GroupDataModule):
         self.n_classes = len(self.class_names)
         self.group_names = tuple(f"{c}_{a}" for c in self.class_names for a in self.attribute_names)
 
-    def read_table(self, path: Path, columns: set[str], **options) -> pd.DataFrame:
-        """A CSV file of the layout; a missing column is named in one sentence."""
-        table = pd.read_csv(path, **options)
-        missing = columns - set(table.columns)
-        if missing:
-            raise ValueError(
-                f"{path} lacks the column(s) {', '.join(sorted(missing))}; expected {self.layout}"
-            )
-        return table
-
     def texts(self) -> tuple[list[str], list[str] | None, torch.Tensor, torch.Tensor, torch.Tensor, Path]:
         raise NotImplementedError
 
@@ -90,7 +81,7 @@ class CivilComments(TokenizedText):
 
     def texts(self):
         path = self.root / "all_data_with_identities.csv"
-        table = self.read_table(path, {"comment_text", "toxicity", "split", *CIVIL_IDENTITIES})
+        table = read_table(path, {"comment_text", "toxicity", "split", *CIVIL_IDENTITIES}, self.layout)
         table = table[table["split"].isin(SPLIT_NAMES)]
         classes = torch.tensor((table["toxicity"].values >= 0.5).astype("int64"))
         identity = (table[list(CIVIL_IDENTITIES)].fillna(0).values >= 0.5).any(1)
@@ -112,7 +103,9 @@ class MultiNLI(TokenizedText):
 
     def texts(self):
         path = self.root / "metadata_random.csv"
-        metadata = self.read_table(path, {"gold_label", "sentence2_has_negation", "split"}, index_col=0)
+        metadata = read_table(
+            path, {"gold_label", "sentence2_has_negation", "split"}, self.layout, index_col=0
+        )
         pairs = pd.concat([pd.read_json(self.root / f, lines=True) for f in MNLI_FILES], ignore_index=True)
         absent = metadata.index.difference(pairs.index)
         if len(absent):

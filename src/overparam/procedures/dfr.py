@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from overparam.components import build, member_networks, set_up
+from overparam.data.base import class_ids
 from overparam.errors import ConfigError
 from overparam.procedures import derived_config
 from overparam.run import run
@@ -109,10 +110,7 @@ def penultimate(
             batch = split[list(range(start, min(start + batch_size, len(split))))]
             x = batch.x.to(device)
             net(transform(x) if transform is not None else x)
-            y = batch.y
-            if y.dim() > 1:
-                y = y.argmax(-1)
-            classes.append((y > threshold).long() if y.is_floating_point() else y)
+            classes.append(class_ids(batch.y, threshold))
             groups.append(batch.group)
     finally:
         hook.remove()

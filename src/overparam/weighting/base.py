@@ -47,6 +47,11 @@ class Reweighter(StepEvents, nn.Module):
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         raise NotImplementedError
 
+    @property
+    def eager_only(self) -> bool:
+        """Whether its steps must run eagerly, one network at a time (it mixes inputs or sees batches)."""
+        return self.mixes_inputs or self.observes_batches
+
     @classmethod
     def stacked(cls, members: list[Reweighter], losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         """q of `members` (instances of this class) from their losses `(members, n)`: `(members, n)`."""
