@@ -68,7 +68,16 @@ class FullBatchStep:
             self.unroll = 1
         self.compile_seconds: dict[str, float] = {}
         self.fallback: str | None = None
-        self.calls: dict[str, Callable] = {"gradients": self.eager_gradients, "update": optimizer.step}
+        # The optimizer's own algorithm, without torch.optim's wrappers (profiling hooks, a no_grad that
+        # breaks a compiled graph at its edges): a tenth of a small model's eager step, and one graph when
+        # compiled. Plain steps are the chunk's inner steps, which skip Lightning's hooks already.
+        algorithm = inspect.unwrap(type(optimizer).step)
+
+        def update() -> None:
+            with torch.no_grad():
+                algorithm(optimizer)
+
+        self.calls: dict[str, Callable] = {"gradients": self.eager_gradients, "update": update}
         if compile:
             # torch.autograd.grad inside a compiled graph: the forward and backward become one program.
             torch._dynamo.config.trace_autograd_ops = True
@@ -76,14 +85,6 @@ class FullBatchStep:
             # (a batched launcher's groups, a search's rounds) would count against the recompile limit.
             torch._dynamo.reset()
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())  # read at every use
-            # The optimizer's own algorithm, without torch.optim's wrappers (profiling hooks, a no_grad
-            # that breaks the graph at its edges), so that its update is one graph too.
-            algorithm = inspect.unwrap(type(optimizer).step)
-
-            def update() -> None:
-                with torch.no_grad():
-                    algorithm(optimizer)
-
             to_compile = {"gradients": self.eager_gradients, "update": update}
             if self.unroll > 1:
                 self.calls["unrolled"] = to_compile["unrolled"] = self.unrolled_steps
