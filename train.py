@@ -8,12 +8,15 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from overparam.entry import main
-from overparam.settings import sentence
+from overparam.settings import sentence  # importing the package registers the config schema
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def entry(cfg: DictConfig) -> float | None:
+    # Imported once Hydra has composed: a config it cannot compose is reported without torch's and
+    # Lightning's imports (seconds).
+    from overparam.entry import main
+
     return main(cfg)
 
 

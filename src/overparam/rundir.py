@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from overparam.errors import ConfigError
 
 FINAL_STATUSES = ("completed", "diverged")
@@ -174,6 +172,8 @@ def prepare(run_dir: Path, config: dict) -> Plan:
     write_json(started_path, {"attempt": attempt, "config": config})
     checkpoint = run_dir / LAST_CHECKPOINT
     if checkpoint.exists():
+        import torch  # here only: importing the package (its config resolvers) must not cost torch's import
+
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         keep_rows(run_dir / "metrics.csv", state.get("csv_rows", 0))
         return Plan("resume", ckpt_path=str(checkpoint), seconds_before=float(state.get("seconds", 0.0)))

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,15 @@ from pathlib import Path
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    JobRuntime,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -69,7 +78,7 @@ class BatchedLauncher(Launcher):
         settings = []
         for sweep_config in configs:
             HydraConfig.instance().set_config(sweep_config)
-            settings.append(shared_settings(task_part(sweep_config)))
+            settings.append(shared_settings(sweep_config))
         groups, splitting = group_jobs(settings, self.max_members)
         stacked = sum(len(group) for group in groups if len(group) > 1)
         summary = f"batched launcher: {len(configs)} jobs, {stacked} of them in {len(groups)} group(s)"
@@ -109,7 +118,7 @@ class BatchedLauncher(Launcher):
         from overparam.entry import quiet_process
         from overparam.errors import InputError
 
-        refusal = stacking_refusal(task_part(group[0][1]))
+        refusal = stacking_refusal(group[0][1])
         if refusal:
             print(f"batched launcher: not stacked ({refusal}); its {len(group)} jobs run one after another")
             return {}
@@ -165,6 +174,10 @@ class BatchedLauncher(Launcher):
             flat = {**record.get("metrics", {}), **record.get("best", {})}
             returned.return_value = float(flat.get(cfg.get("objective", ""), float("nan")))
             returned.status = JobStatus.COMPLETED
+            # Hydra's callbacks see each job start and end once, whether it trained stacked or alone.
+            job_config = dict(group)[index]
+            self.hydra_context.callbacks.on_job_start(config=job_config, task_function=self.task_function)
+            self.hydra_context.callbacks.on_job_end(config=job_config, job_return=returned)
             returns[index] = returned
         return returns
 
@@ -206,26 +219,34 @@ class BatchedLauncher(Launcher):
         configure_log(hydra_cfg.hydra.job_logging, hydra_cfg.hydra.verbose)
 
     def prepare(self, sweep_config: DictConfig) -> tuple[DictConfig, JobReturn]:
-        """The job's directory and `.hydra/` files, as Hydra writes them for a job it runs, and the job's
-        config with `run_dir` set to that directory (its other `${hydra:...}` values are resolved later
-        against the group's first job, which shares them)."""
-        captured = {}
-
-        def capture(task_cfg: DictConfig) -> None:
-            cfg = copy.deepcopy(task_cfg)
-            with open_dict(cfg):
-                cfg.run_dir = str(HydraConfig.get().runtime.output_dir)
-            captured["cfg"] = cfg
-
-        returned = run_job(
-            hydra_context=self.hydra_context,
-            task_function=capture,
-            config=sweep_config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
+        """The job's directory and `.hydra/` files, as Hydra's `run_job` writes them for a job it runs (the
+        same three files, without running anything: a stacked group's jobs train together later), and the
+        job's config with `run_dir` set to that directory (its other `${hydra:...}` values are resolved
+        later against the group's first job, which shares them)."""
+        HydraConfig.instance().set_config(sweep_config)  # the job's own ${hydra:...}: its directory's name
+        hydra = sweep_config.hydra
+        output_dir = os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
+        hydra_cfg = HydraConfig.instance().cfg  # set_config's own copy of the node: what hydra.yaml holds
+        for node in (hydra, hydra_cfg.hydra):
+            with read_write(node.runtime), open_dict(node.runtime):
+                node.runtime.output_dir = output_dir
+        task_cfg = task_part(sweep_config)
+        files = Path(output_dir) / str(hydra.output_subdir or "")
+        files.mkdir(parents=True, exist_ok=True)
+        if hydra.output_subdir is not None:
+            written = {"config.yaml": task_cfg, "hydra.yaml": hydra_cfg}
+            for name, node in {**written, "overrides.yaml": hydra.overrides.task}.items():
+                (files / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+        returned = JobReturn(
+            overrides=OmegaConf.to_container(hydra.overrides.task),
+            cfg=task_cfg,
+            hydra_cfg=hydra_cfg,
+            working_dir=os.getcwd(),
+            task_name=JobRuntime.instance().get("name"),
         )
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        return captured["cfg"], returned
+        with open_dict(task_cfg):
+            task_cfg.run_dir = output_dir
+        return task_cfg, returned
 
 
 def remember_compositions(config_loader) -> dict[tuple, DictConfig]:

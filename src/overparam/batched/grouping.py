@@ -9,9 +9,7 @@ the rest of the trainer) must agree within a group.
 
 from __future__ import annotations
 
-import copy
-
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from overparam.errors import ConfigError
 from overparam.rundir import COSMETIC_PREFIXES, flatten
@@ -37,14 +35,27 @@ def batchable(key: str) -> bool:
 
 
 def shared_settings(cfg: DictConfig) -> dict:
-    """The settings every member of a group must share, resolved (so `data.seed: ${seed}` differs)."""
-    cfg = copy.deepcopy(cfg)
-    with open_dict(cfg):
-        cfg.run_dir = ""  # the job's own directory, resolved by Hydra later
-    settings = flatten(OmegaConf.to_container(cfg, resolve=True))
+    """The settings every member of a group must share, resolved (so `data.seed: ${seed}` differs). The
+    job's own directory (`run_dir`, and what `${run_dir}` names) reads as "" meanwhile; a sweep job's
+    `hydra` node, which differs by job, is not read."""
+    tree = {}
+    run_dir = cfg._get_node("run_dir")._value() if "run_dir" in cfg else None
+    with read_write(cfg), open_dict(cfg):
+        cfg.run_dir = ""
+        try:
+            for key in cfg:
+                if not key.startswith(COSMETIC_PREFIXES):
+                    value = OmegaConf.select(cfg, key, throw_on_missing=False)
+                    is_node = OmegaConf.is_config(value)
+                    tree[key] = OmegaConf.to_container(value, resolve=True) if is_node else value
+        finally:
+            if run_dir is None:
+                del cfg["run_dir"]
+            else:
+                cfg.run_dir = run_dir
     return {
         key: repr(value)
-        for key, value in settings.items()
+        for key, value in flatten(tree).items()
         if not batchable(key) and not key.startswith(COSMETIC_PREFIXES)
     }
 

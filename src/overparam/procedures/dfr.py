@@ -17,13 +17,16 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 from torch import nn
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
 
 from overparam.components import build, member_networks, set_up
 from overparam.data.base import class_ids
@@ -138,6 +141,9 @@ def tune_penalty(features: dict, grid: list[float], rng: np.random.Generator) ->
     order = rng.permutation(len(y))
     held_out, fitting = order[: len(y) // 2], order[len(y) // 2 :]
     fitting = fitting[balanced(groups[fitting], rng)]
+    from sklearn.linear_model import LogisticRegression  # scikit-learn's import costs every run ½ s
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(x[fitting])
     scores = {}
     for c in grid:
@@ -163,6 +169,9 @@ class RetrainedLayer:
 
 def retrained_layer(features: dict, penalty: float, subsets: int, rng: np.random.Generator) -> RetrainedLayer:
     """(b): regressions on `subsets` balanced subsets of the validation set, coefficients averaged."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     x, y, groups = features["val"]
     scaler = StandardScaler().fit(features["train"][0])
     fits = []
