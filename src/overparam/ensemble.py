@@ -141,17 +141,24 @@ class EnsembleReweighter(Reweighter):
         for k, member in enumerate(members):
             if not member.static:
                 self.rows_by_class.setdefault(type(member), []).append(k)
+        # The parts' rows, concatenated, back in member order: one gather (a compiled graph fuses it; row
+        # assignments would each be a copy of their own).
+        order = [k for _, rows in self.alike for k in rows] + [
+            k for rows in self.rows_by_class.values() for k in rows
+        ]
+        self.unsorted = torch.argsort(torch.tensor(order))
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         if len(self.alike) == 1 and not self.rows_by_class:
             first, _ = self.alike[0]
             return self.members[first](losses[first], groups, index).expand_as(losses)
-        q = torch.empty_like(losses)
-        for first, rows in self.alike:
-            q[rows] = self.members[first](losses[first], groups, index)
+        parts = [
+            self.members[first](losses[first], groups, index).expand(len(rows), -1)
+            for first, rows in self.alike
+        ]
         for kind, rows in self.rows_by_class.items():
-            q[rows] = kind.stacked([self.members[k] for k in rows], losses[rows], groups, index)
-        return q
+            parts.append(kind.stacked([self.members[k] for k in rows], losses[rows], groups, index))
+        return torch.cat(parts)[self.unsorted.to(losses.device)].to(losses.dtype)
 
     def next_event_step(self, step: int) -> int | None:
         return min(filter(None, (member.next_event_step(step) for member in self.members)), default=None)
