@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, List  # noqa: UP035 - OmegaConf reads these annotations at runtime
 
@@ -124,6 +125,31 @@ def sentence(error: BaseException) -> str | None:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"did you mean {close[0]}?" if close else f"available: {', '.join(names)}"
         return f"{group}={name} is not an option of {group}; {hint}"
+    return None
+
+
+def switched_off(error: BaseException, overrides: list[str]) -> str | None:
+    """One sentence for an override that sets keys of an optional step that is off (null) in the composed
+    config (`sigma_search.factor=0.5`, `dfr={subsets:5}`): OmegaConf cannot merge into a null node and
+    fails with a traceback; the step's group switches it on first."""
+    chain, cause = [], error
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    if not any("NoneType" in text for text in chain):
+        return None
+    hints = typing.get_type_hints(TrainConfig)
+    steps = {
+        f.name for f in fields(TrainConfig) if any(is_dataclass(a) for a in typing.get_args(hints[f.name]))
+    }
+    for override in overrides:
+        key, assigns, _ = override.lstrip("+~").partition("=")
+        name = key.split(".")[0]
+        if assigns and name in steps and not override.startswith(f"+{name}="):
+            return (
+                f"{name} is off (null) in this config: switch it on with +{name}=default, then set its keys "
+                f"one by one ({name}.<key>=<value>)"
+            )
     return None
 
 

@@ -17,7 +17,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 NEEDS_FILES = {"celeba", "waterbirds", "metadata_images", "civilcomments", "multinli"}
 # Groups whose options set keys elsewhere in the config (`@package _global_` or `model`), added with `+`.
 # Groups outside train.yaml's defaults list: an option is added with `+` (`+dfr=default`).
-APPENDED_GROUPS = {"dfr"}
+APPENDED_GROUPS = {"dfr", "sigma_search", "lr_search"}
 SETTING_GROUPS = {"recipe": "optim", "node_scaling": "model", "debug": "trainer"}
 
 

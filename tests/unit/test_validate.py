@@ -117,3 +117,21 @@ def test_unknown_group_option_lists_the_available_ones(tmp_path):
     assert (
         last.startswith("error: weighting=foo is not an option of weighting; available: ") and "gdro" in last
     )
+
+
+@pytest.mark.parametrize("override", ["sigma_search.factor=0.5", "dfr={subsets:5}", "lr_search={seed:1}"])
+def test_a_key_of_a_step_left_off_says_how_to_switch_it_on(override, tmp_path):
+    name = override.split("=")[0].split(".")[0]
+    result = run_cli([override, f"hydra.run.dir={tmp_path}"])
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {name} is off (null) in this config: switch it on with +{name}=default, then set its keys "
+        f"one by one ({name}.<key>=<value>)"
+    )
+    assert not any(tmp_path.iterdir())  # reported before anything is written
+
+
+def test_a_step_switched_on_by_its_group_takes_keys_one_by_one():
+    cfg = compose_config(["+sigma_search=default", "sigma_search.factor=0.5", "+lr_search=default"])
+    assert cfg.sigma_search.factor == 0.5 and cfg.sigma_search.max_rounds == 8
+    assert cfg.lr_search.grid[0] == 1.0 and cfg.lr_search.seed == 0
