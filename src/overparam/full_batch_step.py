@@ -133,7 +133,8 @@ class FullBatchStep:
 
     def eager_gradients(self, x: Tensor, y: Tensor, group: Tensor, index: Tensor):
         objectives, outputs, losses, q = self.rows(x, y, group, index)
-        grads = torch.autograd.grad(objectives.sum(), self.params, allow_unused=True)
+        total = objectives.sum() if objectives.dim() else objectives  # a single network's is a scalar
+        grads = torch.autograd.grad(total, self.params, allow_unused=True)
         return objectives.detach(), outputs.detach(), losses.detach(), q.detach(), grads
 
     def gradients(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -198,7 +198,7 @@ class ReweightedModule(L.LightningModule):
             if self.members > 1:
                 now = {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives}
                 objectives = self.check_members(objectives, now, first=i == 0)
-            objective = objectives.sum()
+            objective = objectives.sum() if objectives.dim() else objectives  # one network: already a scalar
             if self.members > 1 and self.all_members_done():
                 break  # every member's run has ended: no further step
             value = objective.item()

@@ -117,6 +117,10 @@ def sentence(error: BaseException) -> str | None:
     if converted and key:
         expected = TYPE_NAMES.get(converted.group(2), converted.group(2))
         return f"{key} must be {expected}, got {literal(converted.group(1))}"
+    absent = re.search(r"Could not delete '([\w/]+)'\. No match in the defaults list", str(error))
+    if absent:
+        name = absent.group(1)
+        return f"~{name}: this config does not choose {name}, so there is nothing to remove"
     option = re.search(r"Could not find '([\w/]+)'", str(error))
     if option:
         group, _, name = option.group(1).rpartition("/")

@@ -135,3 +135,14 @@ def test_a_step_switched_on_by_its_group_takes_keys_one_by_one():
     cfg = compose_config(["+sigma_search=default", "sigma_search.factor=0.5", "+lr_search=default"])
     assert cfg.sigma_search.factor == 0.5 and cfg.sigma_search.max_rounds == 8
     assert cfg.lr_search.grid[0] == 1.0 and cfg.lr_search.seed == 0
+
+
+def test_a_recipes_search_is_removed_with_a_tilde_and_an_absent_one_is_named(tmp_path):
+    base = ["+experiment=minimizer_gd", "recipe=adagrad"]
+    assert compose_config(base).lr_search.grid[0] == 1.0
+    assert compose_config([*base, "~lr_search"]).lr_search is None
+    result = run_cli(["~lr_search", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: ~lr_search: this config does not choose lr_search, so there is nothing to remove"
+    )
