@@ -92,6 +92,11 @@ def rows_alike(items: list, same) -> list[tuple[int, list[int]]]:
     return groups
 
 
+def member_order(parts: list[list[int]]) -> Tensor:
+    """The index that puts the rows of `parts` (lists of members), concatenated, back in member order."""
+    return torch.argsort(torch.tensor([k for rows in parts for k in rows]))
+
+
 def same_function(first, other) -> bool:
     """Two loss functions compute alike: the same function with the same bound arguments."""
     if isinstance(first, functools.partial) and isinstance(other, functools.partial):
@@ -106,8 +111,7 @@ class EnsembleLoss:
     def __init__(self, loss_fns: list) -> None:
         self.loss_fns = loss_fns
         self.rows_by_loss = rows_alike(loss_fns, same_function)
-        order = [k for _, rows in self.rows_by_loss for k in rows]
-        self.unsorted = torch.argsort(torch.tensor(order))  # rows of the parts, concatenated, back in order
+        self.unsorted = member_order([rows for _, rows in self.rows_by_loss])
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
         if len(self.rows_by_loss) == 1:
@@ -141,12 +145,10 @@ class EnsembleReweighter(Reweighter):
         for k, member in enumerate(members):
             if not member.static:
                 self.rows_by_class.setdefault(type(member), []).append(k)
-        # The parts' rows, concatenated, back in member order: one gather (a compiled graph fuses it; row
-        # assignments would each be a copy of their own).
-        order = [k for _, rows in self.alike for k in rows] + [
-            k for rows in self.rows_by_class.values() for k in rows
-        ]
-        self.unsorted = torch.argsort(torch.tensor(order))
+        # q's parts, concatenated, go back in member order by one gather (a compiled graph fuses it; row
+        # assignments would each be a copy of their own). A buffer, so it moves to the device with q.
+        parts = [rows for _, rows in self.alike] + list(self.rows_by_class.values())
+        self.register_buffer("unsorted", member_order(parts), persistent=False)
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
         if len(self.alike) == 1 and not self.rows_by_class:
@@ -158,7 +160,7 @@ class EnsembleReweighter(Reweighter):
         ]
         for kind, rows in self.rows_by_class.items():
             parts.append(kind.stacked([self.members[k] for k in rows], losses[rows], groups, index))
-        return torch.cat(parts)[self.unsorted.to(losses.device)].to(losses.dtype)
+        return torch.cat(parts)[self.unsorted].to(losses.dtype)
 
     def next_event_step(self, step: int) -> int | None:
         return min(filter(None, (member.next_event_step(step) for member in self.members)), default=None)

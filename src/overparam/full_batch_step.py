@@ -85,7 +85,7 @@ class FullBatchStep:
             # (a batched launcher's groups, a search's rounds) would count against the recompile limit.
             torch._dynamo.reset()
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())  # read at every use
-            to_compile = {"gradients": self.eager_gradients, "update": update}
+            to_compile = dict(self.calls)
             if self.unroll > 1:
                 self.calls["unrolled"] = to_compile["unrolled"] = self.unrolled_steps
             for name, eager in list(self.calls.items()):

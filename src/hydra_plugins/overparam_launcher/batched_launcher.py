@@ -168,16 +168,16 @@ class BatchedLauncher(Launcher):
             return self.split_by(group, [index for index, _, _ in ready], structure_differs.key)
         if too_large is not None:
             return self.split(group, [index for index, _, _ in ready], too_large)
-        returns = {}
+        returns, sweep_configs = {}, dict(group)
         for index, cfg, returned in ready:
             record = json.loads((Path(cfg.run_dir) / "metrics.json").read_text())
             flat = {**record.get("metrics", {}), **record.get("best", {})}
             returned.return_value = float(flat.get(cfg.get("objective", ""), float("nan")))
             returned.status = JobStatus.COMPLETED
             # Hydra's callbacks see each job start and end once, whether it trained stacked or alone.
-            job_config = dict(group)[index]
-            self.hydra_context.callbacks.on_job_start(config=job_config, task_function=self.task_function)
-            self.hydra_context.callbacks.on_job_end(config=job_config, job_return=returned)
+            callbacks, job_config = self.hydra_context.callbacks, sweep_configs[index]
+            callbacks.on_job_start(config=job_config, task_function=self.task_function)
+            callbacks.on_job_end(config=job_config, job_return=returned)
             returns[index] = returned
         return returns
 
