@@ -66,6 +66,8 @@ class FullBatchStep:
                 "unrolls; each step is compiled on its own"
             )
             self.unroll = 1
+        if self.update_form is not None:
+            self.update_form.prepare(self.params)
         self.compile_seconds: dict[str, float] = {}
         self.fallback: str | None = None
         # The optimizer's own algorithm, without torch.optim's wrappers (profiling hooks, a no_grad that

@@ -64,11 +64,29 @@ class MemberwiseUpdate:
     def __init__(self, kind: type, settings: list[dict]) -> None:
         self.kind, self.settings = kind, settings
         self.nesterov = bool(settings[0].get("nesterov"))
+        # Each hyperparameter as one tensor of every member's values, built once per dtype and device: a
+        # compiled step then reads one input instead of guarding on every member's Python number.
+        self.tensors: dict[tuple, Tensor] = {}
+
+    def member_values(self, name: str, like: Tensor) -> Tensor:
+        """Hyperparameter `name` of every member, `(members,)` (`(members, 2)` for Adam's betas), in
+        `like`'s dtype and on its device."""
+        key = (name, like.dtype, like.device)
+        if key not in self.tensors:
+            values = [s[name] for s in self.settings]
+            self.tensors[key] = torch.tensor(values, dtype=like.dtype, device=like.device)
+        return self.tensors[key]
+
+    def prepare(self, params: list[Tensor]) -> None:
+        """Builds the hyperparameters' tensors for `params` now, so that a compiled step finds them."""
+        for param in params:
+            for name in self.settings[0]:
+                if name != "nesterov":
+                    self.member_values(name, param)
 
     def per_member(self, name: str, like: Tensor) -> Tensor:
         """Hyperparameter `name` of every member as a tensor broadcasting along `like`'s rows."""
-        values = torch.tensor([s[name] for s in self.settings], dtype=like.dtype, device=like.device)
-        return along_rows(values, like)
+        return along_rows(self.member_values(name, like), like)
 
     def __call__(self, param: Tensor, grad: Tensor, state: dict) -> None:
         getattr(self, f"{self.kind.__name__.lower()}_step")(param, grad, state)
@@ -138,7 +156,7 @@ class MemberwiseUpdate:
             state.update(self.fresh_state(param))
         state["step"] += 1
         grad = self.decayed(param, grad)
-        betas = torch.tensor([s["betas"] for s in self.settings], dtype=param.dtype, device=param.device)
+        betas = self.member_values("betas", param)
         beta1, beta2 = along_rows(betas[:, 0], param), along_rows(betas[:, 1], param)
         step = self.step_count(state, param)
         state["exp_avg"].lerp_(grad, 1 - beta1)
@@ -183,6 +201,7 @@ class MemberwiseOptimizer(torch.optim.Optimizer):
     def __init__(self, params, kind: type, settings: list[dict]) -> None:
         super().__init__(params, {})
         self.update = MemberwiseUpdate(kind, settings)
+        self.update.prepare([p for group in self.param_groups for p in group["params"]])
         self.kind, self.settings, self.members = kind, settings, len(settings)
 
     @torch.no_grad()
