@@ -9,6 +9,7 @@ import re
 import pandas as pd
 import pytest
 import torch
+import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -125,6 +126,34 @@ def test_jobs_whose_data_follow_one_shared_seed_stack(tmp_path):
     """`data.seed: ${seed}` only splits a group whose seeds differ (then the data do)."""
     overrides = [*SMALL, *MLP, "seed=3", "data.seed=${seed}", "optim.lr=0.3,0.1"]
     stacked_pair_and_single_runs(tmp_path, overrides, launcher=False)
+
+
+def test_a_stacked_jobs_hydra_files_load_to_what_the_basic_launcher_writes(tmp_path):
+    """Each stacked job's `.hydra/` files hold what Hydra's basic launcher writes for the same job: only the
+    launcher, the sweep directory and the job's directory in it differ."""
+    sweep = [*SMALL, *MLP, "trainer.max_steps=20", "optim.lr=0.3,0.1"]
+    for launcher in ("basic", "batched"):
+        args = ["-m", f"hydra/launcher={launcher}", *sweep, f"hydra.sweep.dir={tmp_path / launcher}"]
+        result = run_cli(args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 jobs as one stacked model" in result.stdout, result.stdout[-2000:]
+    jobs = sorted(path.parent.parent for path in (tmp_path / "basic").glob("*/.hydra/config.yaml"))
+    assert len(jobs) == 2
+
+    def hydra_node(job) -> dict:
+        hydra = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        del hydra["launcher"], hydra["sweep"]["dir"], hydra["runtime"]["output_dir"]
+        del hydra["runtime"]["choices"]["hydra/launcher"]
+        launching = ("hydra/launcher=", "hydra.sweep.dir=")
+        hydra["overrides"]["hydra"] = [o for o in hydra["overrides"]["hydra"] if not o.startswith(launching)]
+        return hydra
+
+    for job in jobs:
+        stacked = tmp_path / "batched" / job.name
+        for name in ("config.yaml", "overrides.yaml"):
+            ours, theirs = (yaml.safe_load((d / ".hydra" / name).read_text()) for d in (stacked, job))
+            assert ours == theirs, name
+        assert hydra_node(stacked) == hydra_node(job)
 
 
 BEST = {

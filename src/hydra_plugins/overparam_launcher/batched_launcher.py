@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
@@ -33,6 +34,7 @@ from hydra.core.utils import (
 )
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf._utils import get_omega_conf_dumper
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class BatchedLauncher(Launcher):
         self.max_members = max_members
         self.memory_budget = None if memory_gib is None else int(memory_gib * 2**30)
         self.config = self.hydra_context = self.task_function = None
+        self.hydra_views: dict[int, DictConfig] = {}  # each job's hydra node, as HydraConfig holds it
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
@@ -76,8 +79,9 @@ class BatchedLauncher(Launcher):
                 sweep_config.hydra.job.id = sweep_config.hydra.job.num = initial_job_idx + index
             configs.append(sweep_config)
         settings = []
-        for sweep_config in configs:
+        for index, sweep_config in enumerate(configs):
             HydraConfig.instance().set_config(sweep_config)
+            self.hydra_views[index] = HydraConfig.instance().cfg  # its copy of the job's hydra node
             settings.append(shared_settings(sweep_config))
         groups, splitting = group_jobs(settings, self.max_members)
         stacked = sum(len(group) for group in groups if len(group) > 1)
@@ -122,7 +126,7 @@ class BatchedLauncher(Launcher):
         if refusal:
             print(f"batched launcher: not stacked ({refusal}); its {len(group)} jobs run one after another")
             return {}
-        prepared = [(index, *self.prepare(sweep_config)) for index, sweep_config in group]
+        prepared = [(index, *self.prepare(index, sweep_config)) for index, sweep_config in group]
         with contextlib.ExitStack() as held:
             ready = []
             for index, cfg, returned in prepared:
@@ -218,12 +222,14 @@ class BatchedLauncher(Launcher):
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         configure_log(hydra_cfg.hydra.job_logging, hydra_cfg.hydra.verbose)
 
-    def prepare(self, sweep_config: DictConfig) -> tuple[DictConfig, JobReturn]:
+    def prepare(self, index: int, sweep_config: DictConfig) -> tuple[DictConfig, JobReturn]:
         """The job's directory and `.hydra/` files, as Hydra's `run_job` writes them for a job it runs (the
         same three files, without running anything: a stacked group's jobs train together later), and the
         job's config with `run_dir` set to that directory (its other `${hydra:...}` values are resolved
         later against the group's first job, which shares them)."""
-        HydraConfig.instance().set_config(sweep_config)  # the job's own ${hydra:...}: its directory's name
+        # The job's own ${hydra:...} (its directory's name), from the copy of its hydra node that `launch`
+        # had Hydra make (a second copy per job cost a tenth of a second per 64 jobs).
+        HydraConfig.instance().cfg = self.hydra_views[index]
         hydra = sweep_config.hydra
         output_dir = os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
         hydra_cfg = HydraConfig.instance().cfg  # set_config's own copy of the node: what hydra.yaml holds
@@ -236,7 +242,7 @@ class BatchedLauncher(Launcher):
         if hydra.output_subdir is not None:
             written = {"config.yaml": task_cfg, "hydra.yaml": hydra_cfg}
             for name, node in {**written, "overrides.yaml": hydra.overrides.task}.items():
-                (files / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+                (files / name).write_text(to_yaml(node), encoding="utf-8")
         returned = JobReturn(
             overrides=OmegaConf.to_container(hydra.overrides.task),
             cfg=task_cfg,
@@ -316,8 +322,27 @@ class ValueOverrides:
         return sweep_config
 
 
+class YamlDumper(getattr(yaml, "CDumper", yaml.Dumper)):  # PyYAML may be built without libyaml
+    """OmegaConf's YAML dumper (its quoting of strings that read as numbers or booleans) on libyaml's
+    emitter, about 4× faster. The files load to what `OmegaConf.to_yaml` writes; only the folding of long
+    quoted strings (Hydra's help text in hydra.yaml) differs."""
+
+
+YamlDumper.add_representer(str, get_omega_conf_dumper().str_representer)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    return yaml.dump(
+        container, Dumper=YamlDumper, default_flow_style=False, allow_unicode=True, sort_keys=False
+    )
+
+
 def task_part(sweep_config: DictConfig) -> DictConfig:
-    cfg = copy.deepcopy(sweep_config)
+    """A copy of the job's config without its hydra node (as Hydra's `run_job` makes it). The hydra node
+    is not copied only to be deleted: the memo hands deepcopy the node itself, which is then dropped."""
+    hydra = sweep_config.hydra
+    cfg = copy.deepcopy(sweep_config, memo={id(hydra): hydra})
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
