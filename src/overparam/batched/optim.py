@@ -201,7 +201,10 @@ class MemberwiseOptimizer(torch.optim.Optimizer):
     def __init__(self, params, kind: type, settings: list[dict]) -> None:
         super().__init__(params, {})
         self.update = MemberwiseUpdate(kind, settings)
-        self.update.prepare([p for group in self.param_groups for p in group["params"]])
+        params = [p for group in self.param_groups for p in group["params"]]
+        self.update.prepare(params)
+        for param in params:  # every entry now, so a compiled step does not see the dict change at its first
+            self.state[param]  # noqa: B018 - (the state is a defaultdict; its step fills the entry)
         self.kind, self.settings, self.members = kind, settings, len(settings)
 
     @torch.no_grad()

@@ -18,6 +18,10 @@ class ERM(Reweighter):
         super().__init__(n_groups, group_counts, n_train)
 
     def forward(self, losses: Tensor, groups: Tensor, index: Tensor) -> Tensor:
+        if torch.compiler.is_compiling():
+            # In a compiled step q is a constant of the graph; a kept tensor would be guarded on, and a
+            # first call in another dtype (float32 before a float64 run) would compile the step twice.
+            return torch.full_like(losses, 1.0 / len(losses))
         # Full-batch GD asks for the same q at every step: keep it (a fresh tensor costs ~10% of a tiny step).
         q = self.__dict__.get("cached_q")
         if q is None or q.shape != losses.shape or q.dtype != losses.dtype or q.device != losses.device:
