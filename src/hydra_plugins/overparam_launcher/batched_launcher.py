@@ -227,12 +227,12 @@ class BatchedLauncher(Launcher):
         same three files, without running anything: a stacked group's jobs train together later), and the
         job's config with `run_dir` set to that directory (its other `${hydra:...}` values are resolved
         later against the group's first job, which shares them)."""
-        # The job's own ${hydra:...} (its directory's name), from the copy of its hydra node that `launch`
-        # had Hydra make (a second copy per job cost a tenth of a second per 64 jobs).
-        HydraConfig.instance().cfg = self.hydra_views[index]
+        # The job's own ${hydra:...} (its directory's name) resolve against the copy of its hydra node that
+        # `launch` had Hydra make, which is also what hydra.yaml holds (a second copy per job cost a tenth
+        # of a second per 64 jobs).
+        hydra_cfg = HydraConfig.instance().cfg = self.hydra_views[index]
         hydra = sweep_config.hydra
         output_dir = os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
-        hydra_cfg = HydraConfig.instance().cfg  # set_config's own copy of the node: what hydra.yaml holds
         for node in (hydra, hydra_cfg.hydra):
             with read_write(node.runtime), open_dict(node.runtime):
                 node.runtime.output_dir = output_dir
