@@ -14,6 +14,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from conftest import NO_PROGRESS, compose_config, execute_stacked, run_cli
+from overparam.ensemble import EnsembleNet
 from overparam.entry import execute
 from overparam.results.collect import collect
 
@@ -120,6 +121,23 @@ def stacked_pair_and_single_runs(tmp_path, overrides: list[str], launcher: bool 
 def test_each_job_of_a_stacked_group_equals_its_single_run(tmp_path, key):
     model = [] if any(o.startswith("model=") for o in KEYS[key]) else MLP
     stacked_pair_and_single_runs(tmp_path, [*SMALL, *model, *KEYS[key]], launcher=False)
+
+
+def test_a_member_that_has_ended_is_left_out_of_the_groups_forward(tmp_path, monkeypatch):
+    """Once the 50-step member has ended, each of the other's steps 50–119 runs the network on its rows
+    alone (what the group costs falls to what its members still training cost); evaluation still sees
+    both. Each job still equals its single run."""
+    rows_per_call = []
+    forward = EnsembleNet.forward
+
+    def counted(net, x):
+        rows_per_call.append(net.members if net.training_rows is None else len(net.training_rows))
+        return forward(net, x)
+
+    monkeypatch.setattr(EnsembleNet, "forward", counted)
+    stacked_pair_and_single_runs(tmp_path, [*SMALL, *MLP, "trainer.max_steps=50,120"], launcher=False)
+    assert rows_per_call.count(1) == 70
+    assert rows_per_call[-1] == 2  # the final evaluation
 
 
 def test_jobs_whose_data_follow_one_shared_seed_stack(tmp_path):

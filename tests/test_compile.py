@@ -143,6 +143,36 @@ def test_a_compiled_stacked_group_traces_each_step_graph_once(tmp_path, case):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
 
 
+@pytest.mark.parametrize(
+    "budgets, graphs",
+    [
+        ((40, 40, 40, 150), 4),  # one member of four still trains: both graphs compiled again, for it
+        ((40, 150, 150, 150), 2),  # three of four: they are not worth compiling again for
+    ],
+)
+def test_a_compiled_group_compiles_again_only_when_the_members_still_training_halve(
+    tmp_path, budgets, graphs
+):
+    """Ended members leave a compiled group's forward once those still training are at most half the rows
+    it computes; each member still equals its eager run."""
+    import torch._dynamo
+
+    jobs = [[*SMALL, "weighting=gdro", f"trainer.max_steps={steps}"] for steps in budgets]
+    torch._dynamo.utils.counters.clear()  # (kept across runs in the process)
+    compiled = ["run.compile=true", "run.compile_unroll=1"]
+    execute_stacked(
+        {tmp_path / "compiled" / f"job{k}": [*job, *compiled] for k, job in enumerate(jobs)},
+        tmp_path / "compiled" / "group",
+    )
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    execute_stacked(
+        {tmp_path / "eager" / f"job{k}": [*job, "run.compile=false"] for k, job in enumerate(jobs)},
+        tmp_path / "eager" / "group",
+    )
+    for k in range(len(jobs)):
+        assert_same(tmp_path / "compiled" / f"job{k}", tmp_path / "eager" / f"job{k}")
+
+
 def test_what_cannot_be_compiled_runs_eagerly_with_one_sentence(tmp_path):
     # JTT branches on its stage (a tensor) at every step: no single graph holds it, nor 4 steps of it; and
     # its restart drops the optimizer's state, which steps taken 4 at once then gather again.

@@ -41,6 +41,10 @@ class EnsembleNet(nn.Module):
         # The architecture, without parameters of its own (kept outside the module tree on purpose).
         self.__dict__["template"] = copy.deepcopy(members[0]).to("meta")
         self.members = len(members)
+        # The members still training (their rows, in order), set while a chunk of eager steps runs: the
+        # others (ended or diverged, held at θ_t) are left out of the forward, so a group whose members
+        # stop at different steps costs what its members still training cost. None: all of them.
+        self.training_rows: Tensor | None = None
 
     def member_state(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         params = dict(zip(self.names, self.stacked))
@@ -53,7 +57,14 @@ class EnsembleNet(nn.Module):
         def one(member_params, member_buffers, inputs):
             return functional_call(self.template, (member_params, member_buffers), (inputs,))
 
-        return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+        rows = self.training_rows
+        if rows is None:
+            return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+        params = {name: value[rows] for name, value in params.items()}
+        buffers = {name: value[rows] for name, value in buffers.items()}
+        outputs = torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+        # The members left out give zeros: their rows are held, and their last ones stand in for them.
+        return outputs.new_zeros((self.members, *outputs.shape[1:])).index_copy(0, rows, outputs)
 
 
 def plain_attributes(module: nn.Module) -> str:

@@ -68,8 +68,9 @@ class FullBatchStep:
             self.unroll = 1
         if self.update_form is not None:
             self.update_form.prepare(self.params)
-        self.compile_seconds: dict[str, float] = {}
+        self.compile_seconds: dict[str, float] = {}  # each part's compilations, their first calls' seconds
         self.fallback: str | None = None
+        self.eager_only: set[str] = set()  # the parts that could not be compiled
         # The optimizer's own algorithm, without torch.optim's wrappers (profiling hooks, a no_grad that
         # breaks a compiled graph at its edges): a tenth of a small model's eager step, and one graph when
         # compiled. Plain steps are the chunk's inner steps, which skip Lightning's hooks already.
@@ -79,24 +80,31 @@ class FullBatchStep:
             with torch.no_grad():
                 algorithm(optimizer)
 
-        self.calls: dict[str, Callable] = {"gradients": self.eager_gradients, "update": update}
+        self.eager_calls: dict[str, Callable] = {"gradients": self.eager_gradients, "update": update}
+        if self.unroll > 1:
+            self.eager_calls["unrolled"] = self.unrolled_steps
+        self.calls = dict(self.eager_calls)
         if compile:
-            # torch.autograd.grad inside a compiled graph: the forward and backward become one program.
-            torch._dynamo.config.trace_autograd_ops = True
-            # Each run compiles afresh (kernels come from the disk cache): other runs' graphs in this process
-            # (a batched launcher's groups, a search's rounds) would count against the recompile limit.
-            torch._dynamo.reset()
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())  # read at every use
-            to_compile = dict(self.calls)
-            if self.unroll > 1:
-                self.calls["unrolled"] = to_compile["unrolled"] = self.unrolled_steps
-            for name, eager in list(self.calls.items()):
-                # The unrolled graph calls many small kernels: a C++ wrapper calls them without Python in
-                # between (a fifth less time per step on a CPU, for more time compiling).
-                on_cpu = self.params[0].device.type == "cpu"
-                options = {"cpp_wrapper": True} if name == "unrolled" and on_cpu else {}
-                graph = torch.compile(to_compile[name], fullgraph=True, dynamic=False, options=options)
-                self.calls[name] = self.compiled_from_first_call(name, graph, eager)
+            self.compile()
+
+    def compile(self) -> None:
+        """Each call compiled at its first use, afresh: a stacked model that leaves out members it has
+        stopped computing compiles here again, as its gradients change layout with the rows."""
+        # torch.autograd.grad inside a compiled graph: the forward and backward become one program.
+        torch._dynamo.config.trace_autograd_ops = True
+        # Each run compiles afresh (kernels come from the disk cache): other runs' graphs in this process
+        # (a batched launcher's groups, a search's rounds) would count against the recompile limit.
+        torch._dynamo.reset()
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())  # read at every use
+        for name, eager in self.eager_calls.items():
+            if name in self.eager_only:  # it could not be compiled before
+                continue
+            # The unrolled graph calls many small kernels: a C++ wrapper calls them without Python in
+            # between (a fifth less time per step on a CPU, for more time compiling).
+            on_cpu = self.params[0].device.type == "cpu"
+            options = {"cpp_wrapper": True} if name == "unrolled" and on_cpu else {}
+            graph = torch.compile(eager, fullgraph=True, dynamic=False, options=options)
+            self.calls[name] = self.compiled_from_first_call(name, graph, eager)
 
     def compiled_from_first_call(self, name: str, compiled: Callable, eager: Callable) -> Callable:
         """The first call compiles; on failure `eager` runs instead, now and from then on. Compilation
@@ -114,12 +122,14 @@ class FullBatchStep:
                     )
                     print(self.fallback)
                 self.calls[name] = eager
+                self.eager_only.add(name)
                 result = eager(*args)
                 if name == "unrolled":  # eager, k steps at once gain nothing: they go one by one from now
                     self.unroll = 1
                 return result
-            self.compile_seconds[name] = round(time.perf_counter() - started, 3)
-            log.info("compiled the %s step in %.1f s", name, self.compile_seconds[name])
+            seconds = time.perf_counter() - started
+            self.compile_seconds[name] = round(self.compile_seconds.get(name, 0) + seconds, 3)
+            log.info("compiled the %s step in %.1f s", name, seconds)
             self.calls[name] = compiled
             return result
 

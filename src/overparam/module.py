@@ -102,6 +102,7 @@ class ReweightedModule(L.LightningModule):
         # A stacked model's diverged members: what each one's metrics.json says, and its frozen θ_t.
         self.member_failures: dict[int, dict] = {}
         self.frozen_rows: dict[int, list[Tensor]] = {}
+        self.computed_rows: Tensor | None = None  # the members a chunk's forward runs (None: all)
         # Members with their own step budget, ended and frozen at its step while the others go on.
         self.member_ends: MemberEnds | None = None
         self.member_stop_losses: list[float | None] | None = None  # each member's in-chunk stop loss
@@ -177,48 +178,54 @@ class ReweightedModule(L.LightningModule):
         now = None  # a stacked model's outputs, losses, q and objectives at this step
         unroll = self.compile_unroll if plain and self.compile else 1
         i = 0
-        while i < steps:
-            if self.member_ends is not None:
-                self.end_members(self.trainer.global_step, now if i > 0 else None)
-            if unroll > 1 and i + unroll < steps and self.ready_to_unroll(unroll):
-                rows = self.unrolled_steps(batch, first=i == 0)
-                if rows is not None:
-                    i += rows.pop("steps")
-                    now = rows
-                    self.reweighter_acts()
-                    continue
-                unroll = 1  # one of those steps is an event: from here this chunk goes step by step
-            if plain:
-                objectives, outputs, losses, q = self.plain_step().gradients(batch)
-            else:
-                optimizer.zero_grad(set_to_none=True)
-                outputs, losses = self.forward_losses(batch)
-                q = self.reweighter(losses, batch.group, batch.index)
-                objectives = self.objective(losses, q)
-            if self.members > 1:
-                now = {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives}
-                objectives = self.check_members(objectives, now, first=i == 0)
-            objective = objectives.sum() if objectives.dim() else objectives  # one network: already a scalar
-            if self.members > 1 and self.all_members_done():
-                break  # every member's run has ended: no further step
-            value = objective.item()
-            if not math.isfinite(value):  # θ_t is where it broke: no step from there
-                raise Diverged.non_finite(self.trainer.global_step, value, self.last_finite_objective)
-            if self.stop_loss is not None and i > 0 and value < self.stop_loss:
-                break  # θ_t is below the threshold: no further step
-            self.last_finite_objective = value
-            if plain and i < steps - 1:
-                # Count the step in Lightning's progress (global_step) without its hooks.
-                optimizer._on_before_step()
-                self.full_batch_step.update()
-                optimizer._on_after_step()
-            else:
-                if not plain:
-                    self.manual_backward(objective)
-                optimizer.step()
-            self.hold_frozen_members()
-            i += 1
-            self.reweighter_acts()
+        try:
+            while i < steps:
+                if self.member_ends is not None:
+                    self.end_members(self.trainer.global_step, now if i > 0 else None)
+                if self.members > 1:  # before a step, never between its gradients and its update
+                    self.train_only_active_members()
+                if unroll > 1 and i + unroll < steps and self.ready_to_unroll(unroll):
+                    rows = self.unrolled_steps(batch, first=i == 0)
+                    if rows is not None:
+                        i += rows.pop("steps")
+                        now = rows
+                        self.reweighter_acts()
+                        continue
+                    unroll = 1  # one of those steps is an event: from here this chunk goes step by step
+                if plain:
+                    objectives, outputs, losses, q = self.plain_step().gradients(batch)
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    outputs, losses = self.forward_losses(batch)
+                    q = self.reweighter(losses, batch.group, batch.index)
+                    objectives = self.objective(losses, q)
+                if self.members > 1:
+                    now = {"outputs": outputs, "losses": losses, "q": q, "objectives": objectives}
+                    objectives = self.check_members(objectives, now, first=i == 0)
+                # One network's objective is already a scalar.
+                objective = objectives.sum() if objectives.dim() else objectives
+                if self.members > 1 and self.all_members_done():
+                    break  # every member's run has ended: no further step
+                value = objective.item()
+                if not math.isfinite(value):  # θ_t is where it broke: no step from there
+                    raise Diverged.non_finite(self.trainer.global_step, value, self.last_finite_objective)
+                if self.stop_loss is not None and i > 0 and value < self.stop_loss:
+                    break  # θ_t is below the threshold: no further step
+                self.last_finite_objective = value
+                if plain and i < steps - 1:
+                    # Count the step in Lightning's progress (global_step) without its hooks.
+                    optimizer._on_before_step()
+                    self.full_batch_step.update()
+                    optimizer._on_after_step()
+                else:
+                    if not plain:
+                        self.manual_backward(objective)
+                    optimizer.step()
+                self.hold_frozen_members()
+                i += 1
+                self.reweighter_acts()
+        finally:
+            self.train_only_active_members(False)
         if self.member_ends is not None:
             rows = self.member_ends.stand_in({**now, "objectives": objectives}, self.trainer.global_step)
             outputs, losses, q, objectives = (rows[name] for name in ("outputs", "losses", "q", "objectives"))
@@ -387,6 +394,23 @@ class ReweightedModule(L.LightningModule):
     def all_members_done(self) -> bool:
         ended = self.ended_members
         return len(ended) > 0 and len(ended) + len(self.member_failures) == self.members
+
+    def train_only_active_members(self, on: bool = True) -> None:
+        """While a chunk's steps run, a stacked model's forward leaves out its frozen members (off: all of
+        them, as evaluation and the callbacks see it). Compiled steps compile their graphs again for a new
+        set of rows, so they drop frozen members only once the rows still computed have halved (at most
+        log2(members) compilations more); the frozen members kept until then are held as before."""
+        if self.members == 1:
+            return
+        if on:
+            frozen = {*self.member_failures, *self.ended_members}
+            active = [k for k in range(self.members) if k not in frozen]
+            computed = self.members if self.computed_rows is None else len(self.computed_rows)
+            if active and len(active) < computed and (not self.compile or len(active) <= computed // 2):
+                self.computed_rows = torch.tensor(active, device=self.device)
+                if self.compile and self.full_batch_step is not None:
+                    self.full_batch_step.compile()
+        self.net.training_rows = self.computed_rows if on else None
 
     def member_rows(self, k: int) -> list[Tensor]:
         """A copy of member k's rows of the stacked parameters."""
