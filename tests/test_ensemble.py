@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pandas as pd
 import pytest
+import torch
+from torch import nn
 
 from conftest import QUIET_NO_RESUME, compose_config
+from overparam.ensemble import EnsembleNet
 from overparam.entry import execute
 from overparam.errors import ConfigError
 from overparam.results.collect import collect
@@ -75,3 +79,22 @@ def test_each_member_of_an_ensemble_equals_the_single_run_with_its_seed(tmp_path
 def test_an_ensemble_that_cannot_match_its_single_runs_is_refused(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         execute(compose_config([*SETTINGS, "run.ensemble=2", *overrides], tmp_path))
+
+
+def test_members_left_out_of_the_forward_keep_their_buffers_and_the_others_update_theirs():
+    """With `training_rows`, the stacked forward runs only those members: their outputs and the running
+    statistics their norms update are what each member alone gives; the others' outputs are zeros and
+    their buffers stay as they were."""
+    torch.manual_seed(0)
+    members = [nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)) for _ in range(3)]
+    stacked = EnsembleNet(copy.deepcopy(members))
+    x = torch.randn(8, 3)
+    stacked.training_rows = torch.tensor([0, 2])
+    outputs = stacked(x)
+    params, buffers = stacked.member_state()
+    for k in (0, 2):
+        torch.testing.assert_close(outputs[k], members[k](x))
+        torch.testing.assert_close(buffers["1.running_mean"][k], members[k][1].running_mean)
+    assert outputs[1].eq(0).all()
+    torch.testing.assert_close(buffers["1.running_mean"][1], torch.zeros(4))
+    assert buffers["1.num_batches_tracked"].tolist() == [1, 0, 1]

@@ -61,8 +61,11 @@ class EnsembleNet(nn.Module):
         if rows is None:
             return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
         params = {name: value[rows] for name, value in params.items()}
-        buffers = {name: value[rows] for name, value in buffers.items()}
-        outputs = torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+        kept = {name: value[rows] for name, value in buffers.items()}
+        outputs = torch.vmap(one, in_dims=(0, 0, None))(params, kept, x)
+        with torch.no_grad():  # what the members changed in their buffers (a norm's running statistics)
+            for name, value in kept.items():
+                buffers[name].index_copy_(0, rows, value)
         # The members left out give zeros: their rows are held, and their last ones stand in for them.
         return outputs.new_zeros((self.members, *outputs.shape[1:])).index_copy(0, rows, outputs)
 
