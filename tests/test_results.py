@@ -127,3 +127,27 @@ def test_selection_takes_the_first_of_equal_bests_and_skips_rules_without_their_
     assert picks["worst-group val acc"]["step"] == 20 and picks["worst-group val acc"]["test/avg_acc"] == 0.7
     assert picks["avg val acc"]["step"] == 10
     assert picks["test oracle (uses test labels)"]["test/worst_group_acc"] == 0.65
+
+
+def test_a_regression_sweep_gets_no_accuracy_based_model_selection(tmp_path):
+    """Seed 004's sines are regression targets: the results say there is no selection table for them
+    instead of ranking runs by a sign 'accuracy'."""
+    sweep = run_cli(
+        [
+            "-m",
+            "+experiment=asym_width",
+            "model.width=50",
+            "seed=0",
+            "node_scaling=iid",
+            "trainer.max_steps=20",
+            "~callbacks.progress",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    result = subprocess.run(
+        [sys.executable, "-m", "overparam.results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "model selection: none for regression targets" in result.stdout
+    assert "test oracle" not in result.stdout and not (tmp_path / "selection.csv").exists()

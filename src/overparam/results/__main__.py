@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from overparam.results.collect import collect, curves, job_dirs, summarize, unfinished_jobs
-from overparam.results.selection import REPORTED, selections, side_by_side
+from overparam.results.selection import REPORTED, regression_sweep, selections, side_by_side
 
 # Columns of `collect` that describe a job rather than a setting it shares with other seeds.
 NOT_SETTINGS = {"job", "seed", "status", "steps", "seconds", "epoch", "step"}
@@ -51,6 +51,9 @@ def print_accounting(table: pd.DataFrame) -> None:
 def print_selection(sweep_dir: Path) -> None:
     """Write selection.csv (each job's pick by every model-selection rule) and print the rules side by
     side; say so when the test split was not evaluated during training."""
+    if regression_sweep(sweep_dir):
+        print("model selection: none for regression targets (its rules rank validation accuracies)")
+        return
     table = selections(sweep_dir)
     if table.empty:
         return

@@ -3,9 +3,11 @@ test metrics at that point side by side (SubpopBench's model-selection table).""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
+from hydra.utils import get_class
 
 from overparam.results.collect import job_dirs, overrides
 
@@ -57,3 +59,14 @@ def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
     reported = [name for name in REPORTED if name in table and table[name].notna().any()]
     summary = table.groupby("rule", sort=False)[reported].mean()
     return summary.assign(jobs=table.groupby("rule", sort=False).size())
+
+
+def regression_sweep(sweep_dir: str | Path) -> bool:
+    """Whether the sweep's runs fit regression targets (their datamodule says so), where the rules, which
+    rank accuracies of the sign, would select on nothing meaningful."""
+    for job in job_dirs(sweep_dir):
+        config = json.loads((job / "metrics.json").read_text()).get("config") or {}
+        target = (config.get("data") or {}).get("_target_")
+        if target:
+            return bool(getattr(get_class(target), "regression", False))
+    return False
