@@ -14,20 +14,18 @@ from overparam.results import collect, summarize
 from overparam.results.selection import RULES, select
 
 
-def test_results_cli_tabulates_a_sweep_and_draws_its_figure(tmp_path):
-    sweep = run_cli(
-        [
-            "-m",
-            "+experiment=grw_fig1",
-            "trainer.max_steps=200",
-            "~callbacks.progress",
-            f"hydra.sweep.dir={tmp_path}",
-        ]
-    )
+def sweep_and_collect(sweep_dir, overrides: list[str]) -> subprocess.CompletedProcess:
+    """`python train.py -m <overrides>` into `sweep_dir` (it must succeed), then `python -m overparam.results`
+    on it; returns what the results command printed."""
+    sweep = run_cli(["-m", *overrides, "~callbacks.progress", f"hydra.sweep.dir={sweep_dir}"])
     assert sweep.returncode == 0, sweep.stderr[-2000:]
-    result = subprocess.run(
-        [sys.executable, "-m", "overparam.results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    return subprocess.run(
+        [sys.executable, "-m", "overparam.results", str(sweep_dir)], cwd=ROOT, capture_output=True, text=True
     )
+
+
+def test_results_cli_tabulates_a_sweep_and_draws_its_figure(tmp_path):
+    result = sweep_and_collect(tmp_path, ["+experiment=grw_fig1", "trainer.max_steps=200"])
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(tmp_path / "results.csv")
     assert sorted(table["weighting"]) == ["erm", "gdro_nu1", "iw"] and set(table["status"]) == {"completed"}
@@ -83,22 +81,10 @@ def test_the_collector_accounts_for_every_job_of_the_sweep(tmp_path):
 
 
 def test_each_model_selection_rule_picks_its_best_logged_step_and_reports_the_test_metrics_there(tmp_path):
-    sweep = run_cli(
-        [
-            "-m",
-            "weighting=erm,gdro",
-            "data.n_train=600",
-            "data.n_val=300",
-            "data.n_test=300",
-            "trainer.max_epochs=4",
-            "run.eval_splits=[val,test]",
-            "~callbacks.progress",
-            f"hydra.sweep.dir={tmp_path}",
-        ]
-    )
-    assert sweep.returncode == 0, sweep.stderr[-2000:]
-    result = subprocess.run(
-        [sys.executable, "-m", "overparam.results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    sizes = ["data.n_train=600", "data.n_val=300", "data.n_test=300"]
+    result = sweep_and_collect(
+        tmp_path,
+        ["weighting=erm,gdro", *sizes, "trainer.max_epochs=4", "run.eval_splits=[val,test]"],
     )
     assert result.returncode == 0 and "test oracle (uses test labels)" in result.stdout, result.stderr
     picks = pd.read_csv(tmp_path / "selection.csv")
@@ -132,22 +118,8 @@ def test_selection_takes_the_first_of_equal_bests_and_skips_rules_without_their_
 def test_a_regression_sweep_gets_no_accuracy_based_model_selection(tmp_path):
     """Seed 004's sines are regression targets: the results say there is no selection table for them
     instead of ranking runs by a sign 'accuracy'."""
-    sweep = run_cli(
-        [
-            "-m",
-            "+experiment=asym_width",
-            "model.width=50",
-            "seed=0",
-            "node_scaling=iid",
-            "trainer.max_steps=20",
-            "~callbacks.progress",
-            f"hydra.sweep.dir={tmp_path}",
-        ]
-    )
-    assert sweep.returncode == 0, sweep.stderr[-2000:]
-    result = subprocess.run(
-        [sys.executable, "-m", "overparam.results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
-    )
+    one_job = ["model.width=50", "seed=0", "node_scaling=iid", "trainer.max_steps=20"]
+    result = sweep_and_collect(tmp_path, ["+experiment=asym_width", *one_job])
     assert result.returncode == 0, result.stderr[-2000:]
     assert "model selection: none for regression targets" in result.stdout
     assert "test oracle" not in result.stdout and not (tmp_path / "selection.csv").exists()
