@@ -41,9 +41,9 @@ class EnsembleNet(nn.Module):
         # The architecture, without parameters of its own (kept outside the module tree on purpose).
         self.__dict__["template"] = copy.deepcopy(members[0]).to("meta")
         self.members = len(members)
-        # The members still training (their rows, in order), set while a chunk of eager steps runs: the
+        # The members a training step computes (their rows, in order), set while a chunk's steps run: the
         # others (ended or diverged, held at θ_t) are left out of the forward, so a group whose members
-        # stop at different steps costs what its members still training cost. None: all of them.
+        # stop at different steps costs about what its members still training cost. None: all of them.
         self.training_rows: Tensor | None = None
 
     def member_state(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:

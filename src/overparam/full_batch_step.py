@@ -68,7 +68,7 @@ class FullBatchStep:
             self.unroll = 1
         if self.update_form is not None:
             self.update_form.prepare(self.params)
-        self.compile_seconds: dict[str, float] = {}  # each part's compilations, their first calls' seconds
+        self.compile_seconds: dict[str, float] = {}  # each part's first calls, summed over its compilations
         self.fallback: str | None = None
         self.eager_only: set[str] = set()  # the parts that could not be compiled
         # The optimizer's own algorithm, without torch.optim's wrappers (profiling hooks, a no_grad that

@@ -182,8 +182,7 @@ class ReweightedModule(L.LightningModule):
             while i < steps:
                 if self.member_ends is not None:
                     self.end_members(self.trainer.global_step, now if i > 0 else None)
-                if self.members > 1:  # before a step, never between its gradients and its update
-                    self.train_only_active_members()
+                self.train_only_active_members()  # before a step, never between its gradients and update
                 if unroll > 1 and i + unroll < steps and self.ready_to_unroll(unroll):
                     rows = self.unrolled_steps(batch, first=i == 0)
                     if rows is not None:
@@ -444,7 +443,8 @@ class ReweightedModule(L.LightningModule):
         return self.trainer.optimizers[0].param_groups[0]["lr"]
 
     def compile_record(self) -> dict:
-        """What metrics.json says of compilation: each part's first-call seconds, or why it ran eagerly."""
+        """What metrics.json says of compilation: each part's first-call seconds (summed when a stacked
+        group compiled again for fewer members), or why it ran eagerly."""
         step = self.full_batch_step
         if step is None or not self.compile:
             return {}
