@@ -279,7 +279,7 @@ def test_a_group_whose_widths_differ_splits_by_width_and_leaves_no_group_run_beh
     """A width is a model setting like σ until the networks are built: the group then splits by it, each
     part stacked, and the sweep's results see exactly its four jobs."""
     result = batched_sweep(tmp_path, "model.width=16,32", "seed=1,2")
-    assert "model.width changes the network's structure: split into 2 groups" in result.stdout
+    assert "model.width changes the network's structure, so those 4 jobs split into 2 groups" in result.stdout
     assert result.stdout.count("2 jobs as one stacked model") == 2
     runs = collect(tmp_path)  # as `overparam.results` sees the sweep
     assert sorted(runs["status"]) == ["completed"] * 4

@@ -193,7 +193,10 @@ class BatchedLauncher(Launcher):
             if index in ready:
                 value = repr(OmegaConf.select(sweep_config, key))
                 by_value.setdefault(value, []).append((index, sweep_config))
-        print(f"batched launcher: {key} changes the network's structure: split into {len(by_value)} groups")
+        print(
+            f"batched launcher: {key} changes the network's structure, so those {len(ready)} jobs split "
+            f"into {len(by_value)} groups"
+        )
         returns = {}
         for jobs in by_value.values():
             if len(jobs) > 1:
