@@ -123,3 +123,13 @@ def test_a_regression_sweep_gets_no_accuracy_based_model_selection(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "model selection: none for regression targets" in result.stdout
     assert "test oracle" not in result.stdout and not (tmp_path / "selection.csv").exists()
+
+
+def test_a_sweep_whose_test_split_was_evaluated_only_at_the_end_gets_one_sentence_not_a_table(tmp_path):
+    """Without the test split among run.eval_splits no selection rule's pick has test metrics: a table of
+    NaN beside the oracle's only test step would mislead."""
+    result = sweep_and_collect(tmp_path, ["weighting=erm,gdro", "trainer.max_epochs=2"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "model selection: none, the test split was evaluated only after training" in result.stdout
+    assert "test oracle" not in result.stdout
+    assert set(pd.read_csv(tmp_path / "selection.csv")["rule"]) >= {"worst-group val acc", "avg val acc"}

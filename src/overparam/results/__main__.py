@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from overparam.results.collect import collect, curves, job_dirs, summarize, unfinished_jobs
-from overparam.results.selection import REPORTED, regression_sweep, selections, side_by_side
+from overparam.results.selection import regression_sweep, selections, side_by_side
 
 # Columns of `collect` that describe a job rather than a setting it shares with other seeds.
 NOT_SETTINGS = {"job", "seed", "status", "steps", "seconds", "epoch", "step"}
@@ -58,10 +58,16 @@ def print_selection(sweep_dir: Path) -> None:
     if table.empty:
         return
     table.to_csv(sweep_dir / "selection.csv", index=False)
-    print("model selection (test metrics at the step each rule picks, mean over jobs):")
-    print(side_by_side(table).to_string(float_format="{:.4f}".format))
-    if table[list(REPORTED[:1])].isna().all().all():
-        print("  the test split was not evaluated during training: add run.eval_splits=[val,test]")
+    if (table["test_evaluations"] <= 1).all():
+        # Tested once, at the end: a rule's pick has test metrics only when it is the last step, and the
+        # oracle has nothing to choose from.
+        print(
+            "model selection: none, the test split was evaluated only after training "
+            "(run.eval_splits=[val,test] evaluates it at every validation)"
+        )
+    else:
+        print("model selection (test metrics at the step each rule picks, mean over jobs):")
+        print(side_by_side(table).to_string(float_format="{:.4f}".format))
     print(f"wrote selection.csv in {sweep_dir}")
 
 

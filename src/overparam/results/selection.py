@@ -44,13 +44,17 @@ def select(curve: pd.DataFrame) -> list[dict]:
 
 def selections(sweep_dir: str | Path) -> pd.DataFrame:
     """One row per job and rule: the job's overrides, the rule, the step it picks and the test metrics
-    there."""
+    there, and at how many steps the job's test split was evaluated (`test_evaluations`)."""
     rows = []
     for job in job_dirs(sweep_dir):
         logged = job / "metrics.csv"
         if logged.exists():
             curve = pd.read_csv(logged).groupby("step", as_index=False).first()
-            rows += [{"job": job.name, **overrides(job), **pick} for pick in select(curve)]
+            tested = int(curve[REPORTED[0]].notna().sum()) if REPORTED[0] in curve else 0
+            rows += [
+                {"job": job.name, **overrides(job), **pick, "test_evaluations": tested}
+                for pick in select(curve)
+            ]
     return pd.DataFrame(rows)
 
 
