@@ -478,8 +478,8 @@ def check_fig10(sweep_dir) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_fig1_at_the_papers_width(tmp_path):
-    """The gallery's Fig. 1: the paper's width m = 2000, one init, N up to 400, stopped at 1e-3 (the paper:
-    1e-5, 5 repetitions, N up to 800): F1.1–F1.4 hold."""
+    """The gallery's Fig. 1: the paper's width m = 2000, 3 inits, N up to 400, stopped at 1e-3 (the paper:
+    1e-5, 5 repetitions, N up to 800; about 50 minutes on 2 cores): F1.1–F1.4 hold."""
     gallery_sweep("minimizer_fig1", tmp_path)
     check_fig1(tmp_path)
 
