@@ -11,6 +11,7 @@ the process's memory stays at its peak instead of going back to the kernel betwe
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
@@ -18,16 +19,12 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 LARGEST_HEAP_BLOCK = 1 << 30  # larger blocks are still mapped on their own
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD")
 
-_kept = False
 
-
+@functools.cache  # once per process
 def keep_freed_memory() -> bool:
-    """Have glibc serve blocks up to 1 GiB from its heap and keep what is freed there (once per process).
-    Nothing changes where malloc is not glibc's or the user chose its settings (the `MALLOC_*` variables,
-    `GLIBC_TUNABLES`, or another allocator through `LD_PRELOAD`). Returns whether the settings are ours."""
-    global _kept
-    if _kept:
-        return True
+    """Have glibc serve blocks up to 1 GiB from its heap and keep what is freed there.
+    Nothing changes where malloc is not glibc's or the user chose its settings (`MALLOC_MMAP_THRESHOLD_`,
+    `MALLOC_TRIM_THRESHOLD_`, `GLIBC_TUNABLES`, or another allocator through `LD_PRELOAD`). Returns whether the settings are ours."""
     if not sys.platform.startswith("linux") or any(os.environ.get(name) for name in USER_SETTINGS):
         return False
     try:
@@ -35,7 +32,6 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # another C library (musl)
         return False
-    _kept = bool(mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK)) and bool(
+    return bool(mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK)) and bool(
         mallopt(M_TRIM_THRESHOLD, LARGEST_HEAP_BLOCK)
     )
-    return _kept
