@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,14 +133,16 @@ def test_sigma_search_at_the_paper_stop_loss(tmp_path):
 
 @pytest.mark.slow
 def test_sigma_search_at_the_papers_width_and_stop_loss(tmp_path):
-    """`make figures ONLY=minimizer_sigma_search`: the paper's m = 4000 and stop loss 1e-5, two inits (28
-    minutes). At this width each search ends because validation stops improving, not at the σ floor or
-    the step cap (at m = 256 it improves until the network dies). The spec's σ ∈ [0.35, 1] held for one
-    of the two inits when this was validated (0.485 and 0.238), so it is reported, not asserted."""
+    """`make figures ONLY=minimizer_sigma_search`: the paper's m = 4000 and stop loss 1e-5, four inits
+    (about 50 minutes). Every round converges, so each search ends by the 5% rule or at the σ floor, never
+    at the step cap (at m = 256 it improves until the network dies). The spec's σ ∈ [0.35, 1] held for one
+    of the four inits when this was validated (0.485, 0.238, and 0.116 twice at the floor of 0.1), so it is
+    reported, not asserted."""
     gallery_sweep("minimizer_sigma_search", tmp_path)
     for job in collect(tmp_path)["job"]:
-        record = check_sigma_search(tmp_path, job.name, jobs=2)
-        assert record["stopped_because"] == "val/loss improved by less than 5%"
+        record = check_sigma_search(tmp_path, Path(job).name, jobs=4)
+        assert all(r["status"] == "completed" for r in record["rounds"]), record["rounds"]
+        assert record["stopped_because"] in ("val/loss improved by less than 5%", "σ would fall below 0.1")
 
 
 def test_sigma_sweep_grows_like_sigma_to_the_2l_and_tracks_the_closed_forms(tmp_path):
