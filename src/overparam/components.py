@@ -24,6 +24,7 @@ from overparam.callbacks.reweighting import ReweightingCallback
 from overparam.data.base import GroupDataModule
 from overparam.ensemble import EnsembleLoss, EnsembleNet, EnsembleReweighter, plain_attributes
 from overparam.errors import ConfigError
+from overparam.host_memory import keep_freed_memory
 from overparam.loggers import wandb_settings
 from overparam.models.mitigation import mitigate
 from overparam.module import ReweightedModule
@@ -147,6 +148,7 @@ def assemble(
     stacked model that would need more than `memory_budget` bytes (by default most of what the device has
     free) raises `GroupTooLarge`."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    keep_freed_memory()  # the training process's own allocator setting (see overparam.host_memory)
     if cfg.run.matmul_precision:  # the TF32 switch: "high" lets float32 matmuls use TF32 tensor cores
         torch.set_float32_matmul_precision(cfg.run.matmul_precision)
     members = members or [cfg]

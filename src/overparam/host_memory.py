@@ -22,9 +22,10 @@ USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNA
 
 @functools.cache  # once per process
 def keep_freed_memory() -> bool:
-    """Have glibc serve blocks up to 1 GiB from its heap and keep what is freed there.
-    Nothing changes where malloc is not glibc's or the user chose its settings (`MALLOC_MMAP_THRESHOLD_`,
-    `MALLOC_TRIM_THRESHOLD_`, `GLIBC_TUNABLES`, or another allocator through `LD_PRELOAD`). Returns whether the settings are ours."""
+    """Have glibc serve blocks up to 1 GiB from its heap and keep what is freed there. Nothing changes
+    where malloc is not glibc's or the user chose its settings (`MALLOC_MMAP_THRESHOLD_`,
+    `MALLOC_TRIM_THRESHOLD_`, `GLIBC_TUNABLES`, or another allocator through `LD_PRELOAD`). Returns
+    whether the settings are ours."""
     if not sys.platform.startswith("linux") or any(os.environ.get(name) for name in USER_SETTINGS):
         return False
     try:

@@ -17,7 +17,6 @@ from overparam.components import Components, assemble
 from overparam.ensemble import Member, seed_members, write_members
 from overparam.errors import Diverged
 from overparam.evaluation import evaluate
-from overparam.host_memory import keep_freed_memory
 from overparam.report import print_end, print_report, print_start
 from overparam.validate import validate
 
@@ -57,7 +56,6 @@ def run(
     is also written to its own, as its single run would be; their stacked model may need `memory_budget`.
     """
     validate(cfg)
-    keep_freed_memory()
     members = members or seed_members(cfg)
     for member in members:  # a batched group's members differ from `cfg` in their own values
         validate(member.cfg)
