@@ -36,11 +36,12 @@ def page_faults(mode: str, **env) -> tuple[str, int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
 def test_a_large_tensor_freed_and_allocated_again_reuses_its_pages():
-    pages = 64_000_000 // 4096
+    pages = 64_000_000 // 4096  # of one tensor; the loop allocates ten
     kept, faults = page_faults("kept")
-    assert kept == "True" and faults < 0.05 * pages, faults  # the pages were kept, not faulted in again
+    # The pages are kept and reused. Measured 0 here, and once (in CI) one tensor's pages: allow two.
+    assert kept == "True" and faults <= 2 * pages + 100, faults
     kept, faults = page_faults("default")
-    assert kept == "False" and faults > 5 * pages, faults  # glibc alone: every allocation faults anew
+    assert kept == "False" and faults > 8 * pages, faults  # glibc alone: every allocation faults anew
 
 
 def test_the_users_own_allocator_settings_are_left_alone():
