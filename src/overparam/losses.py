@@ -38,6 +38,12 @@ def logistic(outputs: Tensor, targets: Tensor) -> Tensor:
     return F.softplus(-targets.to(outputs.dtype) * outputs.squeeze(-1))
 
 
+def logistic_quadratic_model(outputs: Tensor, targets: Tensor) -> Tensor:
+    """The logistic loss's quadratic model at f = 0, shifted to a minimum of 0: ⅛ (f(x) − 2y)², with the
+    logistic loss's gradient (−y/2) and curvature (¼) there."""
+    return 0.25 * squared(outputs, 2 * targets.to(outputs.dtype))
+
+
 def focal(outputs: Tensor, targets: Tensor, gamma: float) -> Tensor:
     """Focal loss (Lin et al. 2017): −(1 − p_y)^γ log p_y, which down-weights the examples already fit;
     γ = 0 is the cross-entropy (the logistic loss for a scalar output)."""
@@ -91,6 +97,12 @@ def curvature(loss_fn, n_outputs: int = 1) -> float | None:
     where it is not bounded by a constant. Sets stable step sizes and gradient-flow time."""
     base = getattr(loss_fn, "func", loss_fn)
     return {squared: 1.0, mean_squared_error: 2.0 / n_outputs, logistic: 0.25}.get(base)
+
+
+def quadratic_model(loss_fn):
+    """The loss's quadratic model at zero outputs (its gradient and curvature there, minimum 0), or None
+    where the loss is quadratic already or has no such model here."""
+    return {logistic: logistic_quadratic_model}.get(getattr(loss_fn, "func", loss_fn))
 
 
 def is_quadratic(loss_fn) -> bool:

@@ -49,6 +49,7 @@ class LrSearch:
     grid: List[float] = field(default_factory=lambda: [10 ** (-k / 2) for k in range(11)])  # noqa: UP006
     seed: int = 0
     cache_dir: str | None = None  # default: next to the run directory (the sweep directory in a multirun)
+    on_quadratic_model: bool = True  # a loss with a quadratic model at zero outputs searches on that model
 
 
 @dataclass

@@ -19,6 +19,7 @@ from conftest import QUIET_NO_CHECKPOINTS, compose_config, execute_stacked, gall
 from overparam.data.base import whole
 from overparam.entry import execute
 from overparam.errors import ConfigError
+from overparam.losses import logistic, logistic_quadratic_model
 from overparam.models.deep_relu import DeepReLU
 from overparam.models.mitigation import mitigate
 from overparam.results.collect import collect
@@ -83,6 +84,36 @@ def test_lr_search_takes_the_largest_monotone_rate_and_every_seed_reuses_it(tmp_
     larger = adagrad_losses(cfg, search["trials"][-2]["lr"], 50)
     assert any(b > a for a, b in zip(larger, larger[1:]))  # the next rate up rises somewhere
     assert results[0]["metrics"]["train_eval/loss"] < 1e-3
+
+
+def test_the_logistic_loss_searches_its_rate_on_its_quadratic_model(tmp_path):
+    """Under the logistic loss one large AdaGrad step drives the loss towards zero without it ever rising, so
+    "never rises" bounds nothing; the trials train the loss's quadratic model at zero outputs instead (the
+    same gradient and curvature at f = 0, minimum 0 at f = 2y), whose loss does rise at too large a rate."""
+    outputs = torch.zeros(4, 1, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64)
+    derivatives = {}
+    for loss in (logistic, logistic_quadratic_model):
+        (gradient,) = torch.autograd.grad(loss(outputs, targets).sum(), outputs, create_graph=True)
+        (curvature,) = torch.autograd.grad(gradient.sum(), outputs)
+        derivatives[loss] = (gradient.detach(), curvature)
+    torch.testing.assert_close(
+        derivatives[logistic], derivatives[logistic_quadratic_model], rtol=1e-12, atol=1e-15
+    )
+    assert logistic_quadratic_model(2 * targets[:, None], targets).abs().max() == 0
+    base = ["+experiment=minimizer_fig10", *QUIET_NO_CHECKPOINTS, "recipe=adagrad", "model.width=64"]
+    base += ["data.n_train=25", "seed=0", "lr_search.grid=[1.0,0.1,0.01,0.001]"]
+    searched = {}
+    for on_model in (True, False):
+        job = tmp_path / f"on_model={on_model}"
+        execute(compose_config([*base, f"lr_search.on_quadratic_model={on_model}"], job))
+        searched[on_model] = json.loads((job / "metrics.json").read_text())["lr_search"]
+        trial = tmp_path / "lr_search" / searched[on_model]["key"] / f"lr={searched[on_model]['lr']:.6g}"
+        trained = json.loads((trial / "metrics.json").read_text())["config"]["loss"]["_target_"]
+        assert trained == f"overparam.losses.{'logistic_quadratic_model' if on_model else 'logistic'}"
+    # The literal rule's rate makes the quadratic model's loss rise: the model's search ends lower.
+    assert searched[True]["lr"] < searched[False]["lr"] and searched[True]["trials"][-1]["converged"]
+    assert not any(t["monotone"] for t in searched[True]["trials"][:-1])
 
 
 SIGMA_SEARCH = ["+experiment=minimizer_sigma_search", *QUIET_NO_CHECKPOINTS]
@@ -455,6 +486,10 @@ def check_fig10(sweep_dir) -> pd.DataFrame:
     gd, sgd = means.loc["GD"], means.loc["SGD split 0.1"]
     assert (gd.loc[2.0, "test_loss"] > gd.loc[0.5, "test_loss"]).all(), gd
     assert (abs(sgd["test_loss"] - gd["test_loss"]) <= 0.1 * gd["test_loss"] + 0.002).all(), sgd
+    # F10: at N = 100, SGD's test logits stay within 0.2× AdaGrad's distance of GD's (RMS over σ and inits).
+    distance = seed003.deviations(sweep_dir).set_index(["recipe", "n_train"])["deviation"].xs(100, level=1)
+    rms = distance.pow(2).groupby(level="recipe").mean().pow(0.5)
+    assert rms["SGD split 0.1"] < 0.2 * rms["AdaGrad"], rms
     return means
 
 

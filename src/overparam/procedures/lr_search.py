@@ -6,6 +6,10 @@ decay of the training loss". The search tries `grid` from the largest value down
 `trainer.max_steps`) that stops at the first rise of the full training loss: after every step in
 full-batch runs, after every epoch with mini-batches. The first trial that never rises gives the rate.
 
+A loss that one large step can drive towards zero (the logistic loss) never rises under any rate: its
+trials train the loss's quadratic model at zero outputs instead (`on_quadratic_model`, the same gradient
+and curvature there), on which too large a rate makes the loss rise as it does on the squared loss.
+
 Every seed of a sweep reuses the answer: it is stored in `<cache_dir>/<key>.json`, keyed by the config
 with the seed left out, and the trials' run directories are `<cache_dir>/<key>/lr=<value>/` (a file lock
 keeps parallel jobs from searching twice).
@@ -18,9 +22,11 @@ import json
 from pathlib import Path
 
 from filelock import FileLock
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from overparam.errors import ConfigError
+from overparam.losses import quadratic_model
 from overparam.procedures import derived_config, stop_loss
 from overparam.run import run
 from overparam.rundir import write_json
@@ -36,7 +42,15 @@ def stop_threshold(cfg: DictConfig) -> float:
     return threshold
 
 
-def trial_config(cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold: float) -> DictConfig:
+def trial_loss(cfg: DictConfig, search: LrSearch) -> dict | None:
+    """The loss node the trials train with when it is not the run's own (its quadratic model)."""
+    model = quadratic_model(get_method(cfg.loss._target_)) if search.on_quadratic_model else None
+    return None if model is None else {"_target_": f"{model.__module__}.{model.__name__}", "_partial_": True}
+
+
+def trial_config(
+    cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold: float, loss: dict | None = None
+) -> DictConfig:
     full_batch = cfg.data.get("batch_size") is None and cfg.data.get("split") in (None, 1, 1.0)
     eval_splits = list(cfg.run.eval_splits) if full_batch else sorted({*cfg.run.eval_splits, "train"})
     callbacks = {"reweighting": cfg.callbacks.get("reweighting")}
@@ -54,6 +68,7 @@ def trial_config(cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold
         callbacks=callbacks,
         logger={"csv": cfg.logger.get("csv")} if cfg.logger and cfg.logger.get("csv") else None,
         **{"optim.lr": lr},
+        **({"loss": loss} if loss else {}),
         # Full batch: the step's objective is the check, so validate only at the end.
         **({"trainer.check_val_every_n_epoch": 10**9} if full_batch else {}),
     )
@@ -65,7 +80,9 @@ def search_key(cfg: DictConfig, search: LrSearch) -> str:
     for cosmetic in ("run_dir", "name", "logger", "ckpt_path", "objective"):
         described.pop(cosmetic, None)
     described.pop("callbacks", None)
-    text = json.dumps({"config": described, "grid": search.grid}, sort_keys=True, default=str)
+    loss = trial_loss(cfg, search)
+    keyed = {"config": described, "grid": search.grid, **({"trial_loss": loss} if loss else {})}
+    text = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -85,7 +102,8 @@ def monotone_learning_rate(cfg: DictConfig) -> dict:
         trials = []
         for lr in sorted(search.grid, reverse=True):
             trial_dir = cache_dir / key / f"lr={lr:.6g}"
-            status = run(trial_config(cfg, lr, trial_dir, search.seed, threshold)).status
+            trial = trial_config(cfg, lr, trial_dir, search.seed, threshold, trial_loss(cfg, search))
+            status = run(trial).status
             verdict_path = trial_dir / "monotone.json"
             verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else {}
             monotone = status == "completed" and verdict.get("monotone", False)
