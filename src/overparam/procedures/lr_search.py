@@ -49,7 +49,7 @@ def trial_loss(cfg: DictConfig, search: LrSearch) -> dict | None:
 
 
 def trial_config(
-    cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold: float, loss: dict | None = None
+    cfg: DictConfig, lr: float, run_dir: Path, seed: int, threshold: float, loss: dict | None
 ) -> DictConfig:
     full_batch = cfg.data.get("batch_size") is None and cfg.data.get("split") in (None, 1, 1.0)
     eval_splits = list(cfg.run.eval_splits) if full_batch else sorted({*cfg.run.eval_splits, "train"})
@@ -74,13 +74,12 @@ def trial_config(
     )
 
 
-def search_key(cfg: DictConfig, search: LrSearch) -> str:
+def search_key(cfg: DictConfig, search: LrSearch, loss: dict | None) -> str:
     probe = derived_config(cfg, Path("."), seed=search.seed, lr_search=None, **{"optim.lr": None})
     described = OmegaConf.to_container(probe, resolve=False)
     for cosmetic in ("run_dir", "name", "logger", "ckpt_path", "objective"):
         described.pop(cosmetic, None)
     described.pop("callbacks", None)
-    loss = trial_loss(cfg, search)
     keyed = {"config": described, "grid": search.grid, **({"trial_loss": loss} if loss else {})}
     text = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -93,7 +92,8 @@ def monotone_learning_rate(cfg: DictConfig) -> dict:
         raise ConfigError(f"lr_search.grid must be a list of positive learning rates, got {search.grid}")
     threshold = stop_threshold(cfg)
     cache_dir = Path(search.cache_dir or Path(cfg.run_dir).parent / "lr_search")
-    key = search_key(cfg, search)
+    loss = trial_loss(cfg, search)
+    key = search_key(cfg, search, loss)
     cache_dir.mkdir(parents=True, exist_ok=True)
     answer_path = cache_dir / f"{key}.json"
     with FileLock(str(cache_dir / f"{key}.lock")):
@@ -102,7 +102,7 @@ def monotone_learning_rate(cfg: DictConfig) -> dict:
         trials = []
         for lr in sorted(search.grid, reverse=True):
             trial_dir = cache_dir / key / f"lr={lr:.6g}"
-            trial = trial_config(cfg, lr, trial_dir, search.seed, threshold, trial_loss(cfg, search))
+            trial = trial_config(cfg, lr, trial_dir, search.seed, threshold, loss)
             status = run(trial).status
             verdict_path = trial_dir / "monotone.json"
             verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else {}
