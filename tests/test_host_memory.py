@@ -14,11 +14,14 @@ kept = keep_freed_memory() if sys.argv[1] == "kept" else False
 a = torch.ones(8_000_000, dtype=torch.float64)  # 64 MB, above glibc's largest default mmap threshold
 b = a + 1
 del b
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    b = a + 1
-    del b
-print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+rounds = []  # the fewest faults of three rounds: a stray kernel event (page migration) hits one round
+for _ in range(3):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        b = a + 1
+        del b
+    rounds.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(kept, min(rounds))
 """
 
 
@@ -38,7 +41,8 @@ def page_faults(mode: str, **env) -> tuple[str, int]:
 def test_a_large_tensor_freed_and_allocated_again_reuses_its_pages():
     pages = 64_000_000 // 4096  # of one tensor; the loop allocates ten
     kept, faults = page_faults("kept")
-    # The pages are kept and reused. Measured 0 here, and once (in CI) one tensor's pages: allow two.
+    # The pages are kept and reused. Measured 0 here; single rounds in CI faulted one and three tensors'
+    # pages, so the fewest of three rounds is compared (still two tensors' worth at most).
     assert kept == "True" and faults <= 2 * pages + 100, faults
     kept, faults = page_faults("default")
     assert kept == "False" and faults > 8 * pages, faults  # glibc alone: every allocation faults anew
